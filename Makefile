@@ -1,0 +1,61 @@
+# Every target sets itself up: a virtualenv in .venv, the control-plane binaries
+# built once from Go modules into a cache keyed by version (see tests/cluster/).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help venv test unit integration lint fmt crds bench demo bins cluster-up cluster-down clean
+
+help:
+	@echo "make demo    run the demo on the embedded local control plane"
+	@echo "make test    lint, type-check, unit and integration tests"
+	@echo "make bench   benchmarks (planner, operator end-to-end, agent overhead, simulator)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format operator tests benchmarks
+	$(BIN)/ruff check --fix operator tests benchmarks
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+bins: venv
+	bash tests/cluster/build.sh
+
+integration: venv bins
+	$(BIN)/pytest tests/integration
+
+test: lint bins
+	$(BIN)/pytest tests
+
+crds: venv
+	$(BIN)/gpupool crds
+
+bench: venv bins
+	bash benchmarks/run.sh
+
+demo: venv bins
+	$(BIN)/gpupool demo $(DEMO_ARGS)
+
+cluster-up: venv bins
+	$(BIN)/python -m gpupool.devcluster up
+
+cluster-down: venv
+	$(BIN)/python -m gpupool.devcluster down
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
