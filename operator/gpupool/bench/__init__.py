@@ -1,0 +1,7 @@
+"""`gpupool bench ...`: benchmarks run on demand (`make bench`), never in tests."""
+
+from __future__ import annotations
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks: print figures, run on demand.", no_args_is_help=True)

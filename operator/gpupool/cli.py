@@ -1,0 +1,33 @@
+"""The `gpupool` command line (also installed as `kubectl-gpupool`)."""
+
+from __future__ import annotations
+
+import typer
+
+from gpupool.bench import bench_app
+
+app = typer.Typer(
+    name="gpupool",
+    help="gpupool: share one pool of GPUs across teams on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@app.command()
+def crds(
+    out: str = typer.Option("crds", help="Directory for the generated CRD manifests."),
+    chart: str = typer.Option(
+        "helm/gpupool/crds", help="The Helm chart's copy of the CRDs ('' to skip)."
+    ),
+) -> None:
+    """Generate the CustomResourceDefinitions from the resource models."""
+    from gpupool.api.crdgen import write_crds
+
+    for path in write_crds(out, chart or None):
+        typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()
