@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from gpupool.api.base import CelRule, K8sModel, K8sStatus
 from gpupool.api.conditions import Condition
