@@ -1,0 +1,48 @@
+"""The only package that talks to the Kubernetes API server."""
+
+from gpupool.k8s.client import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_PATCH,
+    ClientSettings,
+    KubeClient,
+    load_configuration,
+)
+from gpupool.k8s.errors import ApiError, NotReachable
+from gpupool.k8s.resources import (
+    CRDS,
+    EVENTS,
+    GPUJOBS,
+    GPUNODES,
+    LEASES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SERVICES,
+    TEAMQUOTAS,
+    Resource,
+)
+
+__all__ = [
+    "APPLY_PATCH",
+    "CRDS",
+    "EVENTS",
+    "GPUJOBS",
+    "GPUNODES",
+    "JSON_PATCH",
+    "LEASES",
+    "MERGE_PATCH",
+    "NAMESPACES",
+    "NODES",
+    "PODS",
+    "SERVICES",
+    "STRATEGIC_PATCH",
+    "TEAMQUOTAS",
+    "ApiError",
+    "ClientSettings",
+    "KubeClient",
+    "NotReachable",
+    "Resource",
+    "load_configuration",
+]

@@ -1,0 +1,307 @@
+"""The one module that talks to the Kubernetes API server.
+
+A thin asyncio client over aiohttp (which kopf already brings): JSON in, JSON out,
+no model deserialization on the hot path, so the operator can create thousands of
+pods quickly. Credentials come from the official client's kubeconfig/in-cluster
+loaders, so every auth method they support works here too.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from kubernetes import config as k8s_config
+from kubernetes.client import Configuration
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from gpupool.k8s.errors import ApiError, NotReachable
+from gpupool.k8s.resources import Resource
+
+JSON = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Connection limits and retry policy."""
+
+    connections: int = 64
+    request_timeout: float = 30.0
+    attempts: int = 5
+    field_manager: str = "gpupool"
+
+
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
+    """In-cluster credentials when running in a pod, else the kubeconfig."""
+    configuration = Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return configuration
+        except k8s_config.ConfigException:
+            pass
+    k8s_config.load_kube_config(
+        config_file=kubeconfig,
+        context=context,
+        client_configuration=configuration,
+        persist_config=False,
+    )
+    return configuration
+
+
+def _ssl_context(configuration: Configuration) -> ssl.SSLContext | bool:
+    if not configuration.host.startswith("https"):
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
+class KubeClient:
+    """Async REST verbs over `Resource` descriptors. Use as an async context manager."""
+
+    def __init__(self, configuration: Configuration, settings: ClientSettings | None = None):
+        self.configuration = configuration
+        self.settings = settings or ClientSettings()
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        settings: ClientSettings | None = None,
+    ) -> KubeClient:
+        return cls(load_configuration(kubeconfig, context), settings)
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.configuration.refresh_api_key_hook is not None:
+            self.configuration.refresh_api_key_hook(self.configuration)
+        token = self.configuration.get_api_key_with_prefix("authorization")
+        if token:
+            headers["Authorization"] = token
+        return headers
+
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.connections, ssl=_ssl_context(self.configuration)
+            )
+            self._session = aiohttp.ClientSession(
+                base_url=self.configuration.host.rstrip("/") + "/",
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            )
+        return self._session
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        content_type: str,
+        timeout: float | None,
+    ) -> Any:
+        session = self._session_for_loop()
+        headers = self._headers()
+        data: bytes | None = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode()
+        try:
+            async with session.request(
+                method,
+                path.lstrip("/"),
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout or self.settings.request_timeout),
+            ) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise _error(response.status, payload)
+                return json.loads(payload) if payload else None
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise NotReachable(f"{method} {path}: {exc!r}") from exc
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        retry: bool = True,
+    ) -> Any:
+        """One API call; overload, server faults and lost connections are retried."""
+        attempts = self.settings.attempts if retry else 1
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential_jitter(initial=0.2, max=5),
+            retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._once(method, path, params, body, content_type, timeout)
+        raise AssertionError("unreachable: tenacity reraises")
+
+    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON:
+        result: JSON = await self.request("GET", resource.path(namespace, name))
+        return result
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> JSON:
+        params: dict[str, str] = {}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        result: JSON = await self.request("GET", resource.path(namespace), params=params)
+        return result
+
+    async def create(self, resource: Resource, body: JSON, namespace: str | None = None) -> JSON:
+        result: JSON = await self.request(
+            "POST",
+            resource.path(namespace),
+            body=body,
+            params={"fieldManager": self.settings.field_manager},
+        )
+        return result
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> JSON:
+        result: JSON = await self.request(
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            body=patch,
+            content_type=content_type,
+            params={"fieldManager": self.settings.field_manager},
+        )
+        return result
+
+    async def patch_status(
+        self, resource: Resource, name: str, status: JSON, namespace: str | None = None
+    ) -> JSON:
+        return await self.patch(resource, name, {"status": status}, namespace, subresource="status")
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        grace_period_seconds: int | None = None,
+        uid: str | None = None,
+        missing_ok: bool = True,
+    ) -> JSON | None:
+        """Delete; with `uid`, only that incarnation of the object (a precondition)."""
+        body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        try:
+            result: JSON = await self.request("DELETE", resource.path(namespace, name), body=body)
+        except ApiError as error:
+            if missing_ok and (error.not_found or (uid is not None and error.conflict)):
+                return None
+            raise
+        return result
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[JSON]:
+        """Stream watch events ({"type", "object"}) until the server closes the watch."""
+        params = {"watch": "true", "timeoutSeconds": str(timeout_seconds)}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+            params["allowWatchBookmarks"] = "true"
+        if label_selector:
+            params["labelSelector"] = label_selector
+        session = self._session_for_loop()
+        try:
+            async with session.get(
+                resource.path(namespace).lstrip("/"),
+                params=params,
+                headers=self._headers(),
+                timeout=aiohttp.ClientTimeout(total=timeout_seconds + 10),
+            ) as response:
+                if response.status >= 400:
+                    raise _error(response.status, await response.read())
+                async for line in response.content:
+                    if line.strip():
+                        event: JSON = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            status = event.get("object", {})
+                            raise ApiError(
+                                int(status.get("code", 500)),
+                                str(status.get("reason", "")),
+                                str(status.get("message", "")),
+                                status,
+                            )
+                        yield event
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise NotReachable(f"watch {resource.plural}: {exc!r}") from exc
+
+
+def _error(status: int, payload: bytes) -> ApiError:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return ApiError(status, "", payload.decode(errors="replace")[:500])
+    if isinstance(body, dict):
+        return ApiError(status, str(body.get("reason", "")), str(body.get("message", "")), body)
+    return ApiError(status, "", str(body)[:500])
