@@ -1,0 +1,1 @@
+"""The operator: kopf handlers, indexes -> snapshot, the scheduling loop and its executor."""
