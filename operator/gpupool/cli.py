@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from gpupool.bench import bench_app
+from gpupool.views import commands as views
 
 app = typer.Typer(
     name="gpupool",
@@ -13,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(bench_app, name="bench")
+views.register(app)
 
 
 @app.command()

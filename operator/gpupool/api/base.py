@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
-from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -26,7 +25,8 @@ _ACRONYMS = (("Gpus", "GPUs"), ("Gpu", "GPU"), ("Mib", "MiB"), ("Ecc", "ECC"), (
 
 def to_k8s_name(name: str) -> str:
     """snake_case -> the camelCase Kubernetes uses, keeping acronyms (`allocatedGPUs`)."""
-    camel = to_camel(name)
+    first, *rest = name.split("_")
+    camel = first + "".join(part[:1].upper() + part[1:] for part in rest)
     for plain, acronym in _ACRONYMS:
         camel = camel.replace(plain, acronym)
     return camel

@@ -1,0 +1,144 @@
+"""Pure renderers: ClusterState -> rich tables. No I/O, so they are tested directly."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from gpupool.views.state import ClusterState, Job, Node
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def _bar(percent: float, width: int = 10) -> Text:
+    filled = max(0, min(width, round(percent / 100 * width)))
+    style = "green" if percent >= 50 else "yellow" if percent >= 10 else "red"
+    return Text("█" * filled, style=style) + Text("·" * (width - filled), style="dim")
+
+
+def _age(created: str, now: datetime) -> str:
+    if not created:
+        return "-"
+    seconds = int((now - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def team_utilization(state: ClusterState) -> dict[str, float]:
+    """Mean 5-minute utilization of the GPUs each team's pods hold."""
+    team_of_namespace = {ns: team.name for team in state.teams for ns in team.spec.namespaces}
+    samples: dict[str, list[float]] = defaultdict(list)
+    for node in state.nodes:
+        for gpu in node.status.gpus:
+            if gpu.pod is not None and gpu.pod.namespace in team_of_namespace:
+                samples[team_of_namespace[gpu.pod.namespace]].append(gpu.utilization_5m)
+    return {team: sum(values) / len(values) for team, values in samples.items()}
+
+
+def status_table(state: ClusterState) -> Group:
+    utilization = team_utilization(state)
+    table = Table(title="Teams", title_justify="left")
+    for column in ("Team", "Guaranteed", "Max", "Weight", "Allocated", "Borrowed", "Pending"):
+        table.add_column(column, justify="left" if column == "Team" else "right")
+    table.add_column("Fair share", justify="right")
+    table.add_column("Jobs run/wait", justify="right")
+    table.add_column("Util", justify="right")
+    for team in state.teams:
+        spec, status = team.spec, team.status
+        table.add_row(
+            team.name,
+            str(spec.guaranteed_gpus),
+            "∞" if spec.max_gpus is None else str(spec.max_gpus),
+            f"{spec.weight:g}",
+            str(status.allocated_gpus),
+            str(status.borrowed_gpus) if status.borrowed_gpus else "-",
+            str(status.pending_gpus) if status.pending_gpus else "-",
+            f"{status.fair_share_gpus:.1f}",
+            f"{status.running_jobs}/{status.pending_jobs}",
+            _percent(utilization.get(team.name)),
+        )
+    totals = Table.grid(padding=(0, 2))
+    total = sum(node.status.gpu_count for node in state.nodes)
+    healthy = sum(node.status.healthy_gpus for node in state.nodes)
+    allocated = sum(team.status.allocated_gpus for team in state.teams)
+    gpus = [gpu.utilization_5m for node in state.nodes for gpu in node.status.gpus]
+    pending = sum(1 for job in state.jobs if job.status.phase == "Pending")
+    totals.add_row(
+        f"[bold]Cluster[/] {total} GPUs on {len(state.nodes)} nodes",
+        f"healthy {healthy}",
+        f"allocated {allocated}",
+        f"idle {max(healthy - allocated, 0)}",
+        f"mean utilization {_percent(sum(gpus) / len(gpus) if gpus else None)}",
+        f"pending jobs {pending}",
+    )
+    return Group(table, totals)
+
+
+def queue_table(state: ClusterState, team: str | None, now: datetime | None = None) -> Table:
+    now = now or datetime.now(UTC)
+    pending = [
+        job
+        for job in state.jobs
+        if job.status.phase == "Pending" and (team is None or job.status.team == team)
+    ]
+    pending.sort(key=lambda job: (job.status.queue_position or 10**9, job.created, job.key))
+    table = Table(title=f"Queue{f' of team {team}' if team else ''}", title_justify="left")
+    for column in ("#", "Job", "Team", "Shape", "Priority", "Waiting", "Why pending"):
+        table.add_column(column, overflow="fold")
+    for job in pending:
+        table.add_row(
+            str(job.status.queue_position or "-"),
+            job.key,
+            job.status.team or job.spec.team or "-",
+            job.status.shape or _shape(job),
+            str(job.spec.priority),
+            _age(job.created, now),
+            job.status.detail or "not yet seen by the scheduler",
+        )
+    return table
+
+
+def _shape(job: Job) -> str:
+    low, high = job.spec.worker_range
+    workers = str(low) if low == high else f"{low}-{high}"
+    return f"{workers}×{job.spec.gpus_per_worker}"
+
+
+def top_table(nodes: list[Node]) -> Table:
+    table = Table(title="GPUs", title_justify="left")
+    for column in ("Node", "GPU", "Product", "Util", "", "1m", "5m", "Memory", "Temp", "Power"):
+        table.add_column(column, justify="right" if column in ("1m", "5m", "Temp") else "left")
+    table.add_column("Health")
+    table.add_column("Pod", overflow="fold")
+    for node in nodes:
+        status = node.status
+        if not status.reporting:
+            table.add_row(
+                node.name, "-", "", "", "", "", "", "", "", "", "not reporting", status.message
+            )
+            continue
+        for gpu in status.gpus:
+            memory = f"{gpu.memory_used_mib / 1024:.1f}/{gpu.memory_total_mib / 1024:.0f} GiB"
+            table.add_row(
+                node.name,
+                str(gpu.index),
+                gpu.product,
+                _bar(gpu.utilization),
+                _percent(gpu.utilization),
+                _percent(gpu.utilization_1m),
+                _percent(gpu.utilization_5m),
+                memory,
+                "-" if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°C",
+                "-" if gpu.power_w is None else f"{gpu.power_w:.0f} W",
+                "ok" if gpu.healthy else Text(gpu.health_reason or "unhealthy", style="red"),
+                f"{gpu.pod.namespace}/{gpu.pod.name}" if gpu.pod else "",
+            )
+    return table
