@@ -29,7 +29,7 @@ def parse_termination_message(message: str | None) -> str | None:
     text = message.strip()
     if not text:
         return None
-    if text.startswith("{"):
+    if text[0] in '{["':
         try:
             document = json.loads(text)
         except ValueError:
