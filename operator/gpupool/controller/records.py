@@ -1,0 +1,331 @@
+"""What the indexes keep of each watched object: small immutable records, parsed once.
+
+The index handlers turn raw bodies into these records (pure functions, unit-tested); the
+scheduling loop reads only records. Keeping a few fields instead of whole bodies is what
+keeps the operator small with 10,000 GPUJobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from gpupool.api import (
+    GPUJobSpec,
+    GPUJobStatus,
+    GPUNodeStatus,
+    TeamQuotaSpec,
+    TeamQuotaStatus,
+)
+from gpupool.controller.manifests import (
+    GPU_RESOURCE,
+    LABEL_INCARNATION,
+    LABEL_WORKER_INDEX,
+)
+from gpupool.controller.termination import checkpoint_from_pod
+
+LABEL_RACK = "gpupool.io/rack"
+LABEL_ZONE = "topology.kubernetes.io/zone"
+LABEL_NVLINK = "gpupool.io/nvlink-domain"
+
+TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _int(value: object, default: int = 0) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return default
+
+
+JobKey = tuple[str, str]
+"""(namespace, name) of a GPUJob."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    """One worker pod gpupool created."""
+
+    namespace: str
+    name: str
+    uid: str
+    job: str
+    job_uid: str
+    index: int
+    incarnation: int
+    node: str
+    gpus: int
+    phase: str
+    deleting: bool
+    created: datetime | None
+    started: datetime | None
+    checkpoint: str | None = None
+    message: str = ""
+
+    @property
+    def job_key(self) -> JobKey:
+        return (self.namespace, self.job)
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL_POD_PHASES
+
+    @property
+    def occupies_gpus(self) -> bool:
+        """A pod holds its GPUs until it ends: terminating pods still hold them."""
+        return not self.terminal and bool(self.node)
+
+
+def _pod_gpus(spec: Mapping[str, Any]) -> int:
+    total = 0
+    for container in spec.get("containers") or ():
+        limits = (container.get("resources") or {}).get("limits") or {}
+        total += _int(limits.get(GPU_RESOURCE))
+    return total
+
+
+def _failure_message(status: Mapping[str, Any]) -> str:
+    for container in status.get("containerStatuses") or ():
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated and terminated.get("exitCode", 0) != 0:
+            reason = terminated.get("reason") or "Error"
+            return (
+                f"container {container.get('name')} exited {terminated.get('exitCode')} ({reason})"
+            )
+    return str(status.get("message") or status.get("reason") or "")
+
+
+def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
+    """The record of a gpupool worker pod; None for a pod not owned by a GPUJob."""
+    metadata = body.get("metadata") or {}
+    owner = next(
+        (
+            ref
+            for ref in metadata.get("ownerReferences") or ()
+            if ref.get("kind") == "GPUJob" and ref.get("controller")
+        ),
+        None,
+    )
+    labels = metadata.get("labels") or {}
+    if owner is None or LABEL_INCARNATION not in labels:
+        return None
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    phase = str(status.get("phase") or "Pending")
+    return PodRecord(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+        job=str(owner.get("name", "")),
+        job_uid=str(owner.get("uid", "")),
+        index=_int(labels.get(LABEL_WORKER_INDEX)),
+        incarnation=_int(labels.get(LABEL_INCARNATION)),
+        node=str(spec.get("nodeName") or ""),
+        gpus=_pod_gpus(spec),
+        phase=phase,
+        deleting=bool(metadata.get("deletionTimestamp")),
+        created=parse_time(metadata.get("creationTimestamp")),
+        started=parse_time(status.get("startTime")),
+        checkpoint=checkpoint_from_pod(body) if phase in TERMINAL_POD_PHASES else None,
+        message=_failure_message(status) if phase == "Failed" else "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A GPUJob: its spec (parsed), and its status as last written (raw, for diffing)."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: datetime | None
+    deleting: bool
+    spec: GPUJobSpec | None
+    spec_error: str
+    status: GPUJobStatus
+    raw_status: Mapping[str, Any]
+    resource_version: str
+
+    @property
+    def key(self) -> JobKey:
+        return (self.namespace, self.name)
+
+    @property
+    def owner(self) -> dict[str, Any]:
+        """The minimal GPUJob object the manifest builders need (name, namespace, uid)."""
+        return {"metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
+
+
+def _spec_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"spec.{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def job_record(body: Mapping[str, Any]) -> JobRecord:
+    metadata = body.get("metadata") or {}
+    spec: GPUJobSpec | None = None
+    spec_error = ""
+    try:
+        spec = GPUJobSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        spec_error = _spec_error(error)
+    raw_status: Mapping[str, Any] = body.get("status") or {}
+    try:
+        status = GPUJobStatus.model_validate(raw_status)
+    except ValidationError:
+        status = GPUJobStatus()
+    return JobRecord(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+        generation=_int(metadata.get("generation"), 1),
+        created=parse_time(metadata.get("creationTimestamp")),
+        deleting=bool(metadata.get("deletionTimestamp")),
+        spec=spec,
+        spec_error=spec_error,
+        status=status,
+        raw_status=raw_status,
+        resource_version=str(metadata.get("resourceVersion", "")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRecord:
+    name: str
+    uid: str
+    generation: int
+    spec: TeamQuotaSpec | None
+    spec_error: str
+    status: TeamQuotaStatus
+    raw_status: Mapping[str, Any]
+
+
+def team_record(body: Mapping[str, Any]) -> TeamRecord:
+    metadata = body.get("metadata") or {}
+    spec: TeamQuotaSpec | None = None
+    spec_error = ""
+    try:
+        spec = TeamQuotaSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        spec_error = _spec_error(error)
+    raw_status: Mapping[str, Any] = body.get("status") or {}
+    try:
+        status = TeamQuotaStatus.model_validate(raw_status)
+    except ValidationError:
+        status = TeamQuotaStatus()
+    return TeamRecord(
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+        generation=_int(metadata.get("generation"), 1),
+        spec=spec,
+        spec_error=spec_error,
+        status=status,
+        raw_status=raw_status,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    name: str
+    gpus: int
+    ready: bool
+    schedulable: bool
+    rack: str
+    zone: str
+    nvlink_domain: str
+    not_ready_reason: str = ""
+
+
+def node_record(body: Mapping[str, Any]) -> NodeRecord:
+    metadata = body.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    status = body.get("status") or {}
+    allocatable = status.get("allocatable") or {}
+    ready_condition = next(
+        (c for c in status.get("conditions") or () if c.get("type") == "Ready"), None
+    )
+    ready = ready_condition is not None and ready_condition.get("status") == "True"
+    reason = ""
+    if not ready:
+        reason = (
+            str(ready_condition.get("reason") or ready_condition.get("status"))
+            if ready_condition
+            else "NoReadyCondition"
+        )
+    return NodeRecord(
+        name=str(metadata.get("name", "")),
+        gpus=_int(allocatable.get(GPU_RESOURCE)),
+        ready=ready,
+        schedulable=not (body.get("spec") or {}).get("unschedulable", False),
+        rack=str(labels.get(LABEL_RACK, "")),
+        zone=str(labels.get(LABEL_ZONE, "")),
+        nvlink_domain=str(labels.get(LABEL_NVLINK, "")),
+        not_ready_reason=reason,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """One GPU as its node's agent reported it."""
+
+    index: int
+    healthy: bool
+    health_reason: str
+    utilization_1m: float
+    utilization_5m: float
+    utilization_15m: float
+    pod: tuple[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class GPUNodeRecord:
+    node: str
+    reporting: bool
+    devices: tuple[DeviceRecord, ...]
+    last_update: datetime | None
+
+    @property
+    def unhealthy(self) -> tuple[DeviceRecord, ...]:
+        return tuple(device for device in self.devices if not device.healthy)
+
+
+def gpunode_record(body: Mapping[str, Any]) -> GPUNodeRecord:
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    try:
+        status = GPUNodeStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        status = GPUNodeStatus()
+    devices = tuple(
+        DeviceRecord(
+            index=gpu.index,
+            healthy=gpu.healthy,
+            health_reason=gpu.health_reason,
+            utilization_1m=gpu.utilization_1m,
+            utilization_5m=gpu.utilization_5m,
+            utilization_15m=gpu.utilization_15m,
+            pod=(gpu.pod.namespace, gpu.pod.name) if gpu.pod else None,
+        )
+        for gpu in sorted(status.gpus, key=lambda gpu: gpu.index)
+    )
+    return GPUNodeRecord(
+        node=str(spec.get("nodeName") or metadata.get("name", "")),
+        reporting=status.reporting,
+        devices=devices,
+        last_update=status.last_update,
+    )

@@ -1,0 +1,87 @@
+"""The operator's knobs, and how kopf is configured for an index-driven operator."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "gpupool"
+POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+PEERING_NAME = "gpupool"
+# Peering priorities: kopf pauses every instance whose priority is not the highest, and
+# pauses *all* of them on a tie. Each instance therefore takes a unique priority from its
+# start time, older instances higher: the leader keeps leading through rolling updates and a
+# new replica waits as the standby. Milliseconds make a tie practically impossible.
+_PRIORITY_EPOCH_MS = 10**13
+
+
+def instance_priority(started_at: float | None = None) -> int:
+    """A unique peering priority: higher for an instance that started earlier."""
+    started = time.time() if started_at is None else started_at
+    return _PRIORITY_EPOCH_MS - int(started * 1000)
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Timings and limits of the scheduling loop and its executor."""
+
+    # The loop runs after this much quiet following an index change, so a burst of
+    # events (4,000 pods appearing) costs one planning pass rather than 4,000.
+    debounce_seconds: float = 0.3
+    # Time-driven work (idle tracking, hook deadlines, usage, retries) needs a tick even
+    # when nothing changes.
+    tick_seconds: float = 5.0
+    # Concurrent API calls of the executor (pod creation, deletion, status patches).
+    api_concurrency: int = 64
+    # An admission is assumed to occupy its GPUs until its pods show up in the index; one
+    # whose pods never appear (lost create, crash of the API call) is forgotten after this.
+    assume_ttl_seconds: float = 60.0
+    # Grace for the pods of a job being deleted after a hook (the hook already had its time).
+    eviction_grace_seconds: int = 5
+    # Retry of a job whose worker failed: base * 2**(failures-1), capped.
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 300.0
+    # Half-life of the decayed usage that breaks fair-share ties.
+    usage_half_life_hours: float = 24.0
+    # Peering: "" runs standalone (one instance, no leader election).
+    peering_name: str = PEERING_NAME
+    priority: int = field(default_factory=instance_priority)
+    # How long a dead peer's record blocks a standby (kopf's peer lifetime).
+    peering_lifetime_seconds: int = 15
+    instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gpupool-operator"))
+
+    @property
+    def standalone(self) -> bool:
+        return not self.peering_name
+
+
+def configure_kopf(settings: Any, config: OperatorConfig) -> None:
+    """Apply the settings every gpupool operator needs (`settings` is kopf.OperatorSettings).
+
+    - No worker limit: with indexes, a limit below the number of indexed objects deadlocks
+      start-up (each object's worker waits for every index to be complete).
+    - Pods are watched server-side filtered to the ones gpupool manages.
+    - kopf's own Events (handler chatter) are off: gpupool posts events.k8s.io/v1 Events
+      that say what happened to the job.
+    - Only index and event handlers are registered, so kopf writes no progress annotations
+      and adds no finalizers to anyone's objects.
+    """
+    settings.queueing.worker_limit = None
+    settings.watching.label_selectors["v1", "pods"] = POD_SELECTOR
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.error_backoffs = (0.5, 1, 2, 3, 5)
+    settings.peering.clusterwide = True
+    if config.standalone:
+        settings.peering.standalone = True
+    else:
+        settings.peering.standalone = False
+        settings.peering.mandatory = True
+        settings.peering.name = config.peering_name
+        settings.peering.priority = config.priority
+        settings.peering.lifetime = config.peering_lifetime_seconds
