@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from gpupool.agent.command import agent
 from gpupool.bench import bench_app
 from gpupool.views import commands as views
 
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(bench_app, name="bench")
+app.command()(agent)
 views.register(app)
 
 
