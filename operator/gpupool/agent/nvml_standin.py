@@ -39,6 +39,8 @@ class NVMLError(Exception):
 
     _by_value: ClassVar[dict[int, type[NVMLError]]] = {}
     code: ClassVar[int] = NVML_ERROR_UNKNOWN
+    text: ClassVar[str] = "Unknown Error"
+    """What str() of the real pynvml error says."""
     value: int
 
     def __new__(cls, value: int | None = None) -> Self:
@@ -57,40 +59,48 @@ class NVMLError(Exception):
         NVMLError._by_value[cls.code] = cls
 
     def __str__(self) -> str:
-        return type(self).__name__.removeprefix("NVMLError_")
+        return self.text
 
 
 # pynvml spells its error classes NVMLError_<Name>; the stand-in keeps the names.
 class NVMLError_Uninitialized(NVMLError):
     code = NVML_ERROR_UNINITIALIZED
+    text = "Uninitialized"
 
 
 class NVMLError_NotSupported(NVMLError):
     code = NVML_ERROR_NOT_SUPPORTED
+    text = "Not Supported"
 
 
 class NVMLError_NoPermission(NVMLError):
     code = NVML_ERROR_NO_PERMISSION
+    text = "Insufficient Permissions"
 
 
 class NVMLError_DriverNotLoaded(NVMLError):
     code = NVML_ERROR_DRIVER_NOT_LOADED
+    text = "Driver Not Loaded"
 
 
 class NVMLError_Timeout(NVMLError):
     code = NVML_ERROR_TIMEOUT
+    text = "Timeout"
 
 
 class NVMLError_LibraryNotFound(NVMLError):
     code = NVML_ERROR_LIBRARY_NOT_FOUND
+    text = "NVML Shared Library Not Found"
 
 
 class NVMLError_GpuIsLost(NVMLError):
     code = NVML_ERROR_GPU_IS_LOST
+    text = "GPU is lost"
 
 
 class NVMLError_Unknown(NVMLError):
     code = NVML_ERROR_UNKNOWN
+    text = "Unknown Error"
 
 
 # The module-like class below re-exports the error classes as attributes, which

@@ -83,7 +83,7 @@ def test_other_field_errors_are_omitted(standin: StandInNVML, backend: NvmlBacke
     def denied(handle: object, sensor: int) -> int:
         raise nvml_standin.NVMLError_NoPermission()
 
-    standin.nvmlDeviceGetTemperature = denied  # type: ignore[method-assign]
+    standin.nvmlDeviceGetTemperature = denied
     sample = backend.sample(0.0)[0]
     assert sample.temperature_c is None and sample.healthy
 
@@ -200,5 +200,6 @@ def test_standin_mirrors_the_real_pynvml() -> None:
             real = getattr(pynvml, name)
             assert issubclass(real, pynvml.NVMLError), name
             assert real().value == getattr(StandInNVML, name).code, name
+            assert str(real()) == str(getattr(StandInNVML, name)()), name
     assert isinstance(nvml_standin.NVMLError(15), nvml_standin.NVMLError_GpuIsLost)
     assert isinstance(pynvml.NVMLError(15), pynvml.NVMLError_GpuIsLost)
