@@ -61,11 +61,11 @@ def report(location: str, path: str | None = None) -> bool:
         )
     target = path or termination_log_path()
     try:
-        # Rewritten in place: the kubelet bind-mounts this file, it cannot be renamed over.
+        # Rewritten in place: the kubelet bind-mounts this file, it cannot be renamed
+        # over. No fsync: the kubelet reads it through the same kernel, and a node
+        # crash loses the container's status anyway.
         with open(target, "w", encoding="utf-8") as stream:
             stream.write(message)
-            stream.flush()
-            os.fsync(stream.fileno())
     except OSError as error:
         if target not in _warned:
             _warned.add(target)
