@@ -123,6 +123,8 @@ async def request_checkpoint(
     are injected so tests run the whole protocol on a fake clock.
     """
     started = now()
+    if not pods:
+        return CheckpointOutcome("skipped", None, "unknown", 0.0, "no worker pods to checkpoint")
     if hook is None:
         failures = await _delete_all(client, namespace, pods, None)
         return CheckpointOutcome(

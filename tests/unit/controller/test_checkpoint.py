@@ -350,6 +350,13 @@ async def test_no_hook_is_skipped_and_pods_keep_their_grace(
     ]
 
 
+@pytest.mark.parametrize("hook", [SIGNAL, None])
+async def test_no_pods_is_skipped(api: FakePods, clock: FakeClock, hook: CheckpointHook) -> None:
+    outcome = await run(api, clock, [], hook=hook)
+    assert (outcome.outcome, outcome.message) == ("skipped", "no worker pods to checkpoint")
+    assert not api.deletions and api.list_calls == 0
+
+
 async def test_delete_worker_pods_uses_uids_and_raises_after_trying_all(
     api: FakePods,
 ) -> None:
