@@ -16,6 +16,7 @@ from gpupool.planner.plan import (
     TeamFigures,
 )
 from gpupool.planner.reasons import PendingReason
+from gpupool.planner.scheduler import plan, replay
 from gpupool.planner.snapshot import (
     IdleMode,
     IdleReclaimPolicy,
@@ -52,4 +53,6 @@ __all__ = [
     "TeamFigures",
     "TopologyLevel",
     "WorkerPlacement",
+    "plan",
+    "replay",
 ]

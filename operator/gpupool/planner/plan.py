@@ -1,7 +1,8 @@
 """The planner's output: what to start, stop, resize, and why everything else waits.
 
 The executor applies a `Plan` through the API; the operator writes `pending` and
-`teams` into GPUJob and TeamQuota status verbatim.
+`teams` into GPUJob and TeamQuota status verbatim. The types are slotted but not
+frozen: a cycle builds one per pending job, and frozen ones cost three times as much.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _placements(data: list[JsonDict]) -> tuple[WorkerPlacement, ...]:
     return tuple(WorkerPlacement.from_dict(worker) for worker in data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admission:
     """Start a pending job: one entry per worker (an elastic job may start above min)."""
 
@@ -60,7 +61,7 @@ class Admission:
         return cls(data["job"], data["team"], _placements(data["workers"]), data["message"])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Preemption:
     """Checkpoint and evict a whole job; it returns to the queue."""
 
@@ -96,7 +97,7 @@ class Preemption:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Resize:
     """Grow an elastic job by the listed new workers, or shrink it by the listed ones.
 
@@ -144,7 +145,7 @@ class Resize:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PendingJob:
     """A job left waiting: why (code and message, with the numbers) and where in line."""
 
@@ -172,7 +173,7 @@ class PendingJob:
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IdleJob:
     """A running job idle per its team's idleReclaim (reported in both modes)."""
 
@@ -194,7 +195,7 @@ class IdleJob:
         return cls(**data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TeamFigures:
     """Per-team numbers for TeamQuota status, as they stand once the plan is applied.
 
@@ -232,7 +233,7 @@ class TeamFigures:
         return cls(**data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     """One cycle's decisions. Every list is in a deterministic order."""
 
