@@ -152,6 +152,7 @@ class FakeBackend:
         """Set to a reason to play a node without a driver (init and sample fail)."""
         self.unhealthy: dict[int, str] = {}
         self._owners: dict[int, _Claim] = {}
+        self._uuids = [fake_uuid(node_name, index) for index in range(self.gpus)]
 
     @property
     def driver_version(self) -> str:
@@ -228,7 +229,7 @@ class FakeBackend:
             samples.append(
                 GPUSample(
                     index=index,
-                    uuid=fake_uuid(self.node_name, index),
+                    uuid=self._uuids[index],
                     product=self.config.product,
                     healthy=not reason,
                     health_reason=reason,
