@@ -11,7 +11,7 @@ Ledgers are keyed by the job's uid, so a job deleted and created again starts af
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -41,9 +41,14 @@ class JobLedger:
     # Why the last incarnation ended, for the requeued job's status (reason, message).
     requeued: tuple[str, str] | None = None
     idle_since: datetime | None = None
+    # What the last checkpoint hook achieved, for the requeued job's status and Event.
+    hook_result: str = ""
     # The incarnation whose worker failure was already counted (memory only: a failed
     # pod stays in the index until its deletion is observed).
     counted_failure: int | None = None
+    # Events already posted for standing situations (blocked, idle), so each is posted
+    # once per occurrence rather than every cycle (memory only).
+    notified: set[str] = field(default_factory=set)
 
     @property
     def restarts(self) -> int:

@@ -21,9 +21,11 @@ from gpupool.api import (
     TeamQuotaSpec,
     TeamQuotaStatus,
 )
+from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
 from gpupool.controller.manifests import (
     GPU_RESOURCE,
     LABEL_INCARNATION,
+    LABEL_JOB,
     LABEL_WORKER_INDEX,
 )
 from gpupool.controller.termination import checkpoint_from_pod
@@ -31,6 +33,10 @@ from gpupool.controller.termination import checkpoint_from_pod
 LABEL_RACK = "gpupool.io/rack"
 LABEL_ZONE = "topology.kubernetes.io/zone"
 LABEL_NVLINK = "gpupool.io/nvlink-domain"
+
+# Set on a failed worker pod once its failure counted against the job's backoffLimit: the
+# pod is kept for its logs, and the mark keeps a restarted operator from counting it again.
+LABEL_FAILURE_COUNTED = "gpupool.io/failure-counted"
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -74,6 +80,11 @@ class PodRecord:
     started: datetime | None
     checkpoint: str | None = None
     message: str = ""
+    ip: str = ""
+    # What the checkpoint protocol needs to reach the pod (see controller/checkpoint.py).
+    checkpoint_address: str = ""
+    first_container: str = ""
+    failure_counted: bool = False
 
     @property
     def job_key(self) -> JobKey:
@@ -141,7 +152,30 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         started=parse_time(status.get("startTime")),
         checkpoint=checkpoint_from_pod(body) if phase in TERMINAL_POD_PHASES else None,
         message=_failure_message(status) if phase == "Failed" else "",
+        ip=str(status.get("podIP") or ""),
+        checkpoint_address=str(
+            (metadata.get("annotations") or {}).get(CHECKPOINT_ADDRESS_ANNOTATION, "")
+        ),
+        first_container=str(((spec.get("containers") or [{}])[0]).get("name", "")),
+        failure_counted=labels.get(LABEL_FAILURE_COUNTED) == "true",
     )
+
+
+def pod_manifest(pod: PodRecord, job_label: str) -> dict[str, Any]:
+    """The parts of a pod body the checkpoint protocol reads, rebuilt from its record."""
+    metadata: dict[str, Any] = {
+        "name": pod.name,
+        "namespace": pod.namespace,
+        "uid": pod.uid,
+        "labels": {LABEL_JOB: job_label, LABEL_WORKER_INDEX: str(pod.index)},
+    }
+    if pod.checkpoint_address:
+        metadata["annotations"] = {CHECKPOINT_ADDRESS_ANNOTATION: pod.checkpoint_address}
+    return {
+        "metadata": metadata,
+        "spec": {"containers": [{"name": pod.first_container}]},
+        "status": {"podIP": pod.ip} if pod.ip else {},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +247,7 @@ class TeamRecord:
     spec_error: str
     status: TeamQuotaStatus
     raw_status: Mapping[str, Any]
+    resource_version: str = ""
 
 
 def team_record(body: Mapping[str, Any]) -> TeamRecord:
@@ -236,6 +271,7 @@ def team_record(body: Mapping[str, Any]) -> TeamRecord:
         spec_error=spec_error,
         status=status,
         raw_status=raw_status,
+        resource_version=str(metadata.get("resourceVersion", "")),
     )
 
 

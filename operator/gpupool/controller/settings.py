@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +54,33 @@ class OperatorConfig:
     # How long a dead peer's record blocks a standby (kopf's peer lifetime).
     peering_lifetime_seconds: int = 15
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gpupool-operator"))
+    # None: in-cluster credentials, else $KUBECONFIG / ~/.kube/config.
+    kubeconfig: str | None = None
 
     @property
     def standalone(self) -> bool:
         return not self.peering_name
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
+        """The configuration of `kopf run -m gpupool.controller` (GPUPOOL_* variables)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("GPUPOOL_STANDALONE", "").lower() in ("1", "true", "yes"):
+            values["peering_name"] = ""
+        elif env.get("GPUPOOL_PEERING_NAME"):
+            values["peering_name"] = env["GPUPOOL_PEERING_NAME"]
+        for name, key, kind in (
+            ("debounce_seconds", "GPUPOOL_DEBOUNCE_SECONDS", float),
+            ("tick_seconds", "GPUPOOL_TICK_SECONDS", float),
+            ("api_concurrency", "GPUPOOL_API_CONCURRENCY", int),
+            ("priority", "GPUPOOL_PEERING_PRIORITY", int),
+        ):
+            if env.get(key):
+                values[name] = kind(env[key])
+        if env.get("KUBECONFIG"):
+            values["kubeconfig"] = env["KUBECONFIG"]
+        return cls(**values)
 
 
 def configure_kopf(settings: Any, config: OperatorConfig) -> None:

@@ -1,0 +1,572 @@
+"""Step 7: apply decisions through the API, asynchronously, with bounded concurrency.
+
+Each job has at most one operation running; a new one for the same job waits for the
+previous (an eviction decided while the job's pods are still being created runs once
+they are). Every operation is idempotent and resumable from what is persisted:
+
+- admit / grow: Service and pods are created with fixed names (`<job>-<incarnation>-<i>`),
+  so a retry meets AlreadyExists, not duplicates. Refused by the API: the pods created so
+  far are deleted, the assumption is forgotten, the job returns to the queue.
+- evict (preemption, reclaim, elastic shrink, node failure): the preemption record is
+  persisted in status *before* the hook runs; a checkpoint location is persisted as soon
+  as the hook returns it; the requeue (preemptions + 1, record cleared) is one status
+  patch written once the pods are gone. A restart resumes from the record.
+- finish: the outcome is persisted before leftover workers are deleted.
+- retry: the failed pod is marked counted (a label), then the failure is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gpupool.api import CheckpointRecord, GPUJobSpec
+from gpupool.controller.cache import AssumedWorker, SchedulingCache
+from gpupool.controller.checkpoint import CheckpointOutcome, request_checkpoint
+from gpupool.controller.clock import Clock, as_datetime
+from gpupool.controller.ledger import JobLedger, Ledgers
+from gpupool.controller.manifests import headless_service, label_value, worker_pod
+from gpupool.controller.metrics import METRICS
+from gpupool.controller.records import (
+    LABEL_FAILURE_COUNTED,
+    JobKey,
+    JobRecord,
+    PodRecord,
+    pod_manifest,
+)
+from gpupool.controller.settings import OperatorConfig
+from gpupool.k8s import PODS, SERVICES, ApiError, KubeClient
+from gpupool.k8s.events import EventRecorder, EventType, ObjectRef
+from gpupool.planner import PreemptionReason
+
+logger = logging.getLogger(__name__)
+
+_PERSIST_ATTEMPTS = 5
+_GONE_POLL_SECONDS = 0.25
+# After the hook and the graceful deletion, how long pods may take to disappear before
+# they are force-deleted (a kubelet that never confirms).
+_GONE_GRACE_SECONDS = 30.0
+
+
+class World(Protocol):
+    """What the executor reads of the live state (the scheduler implements it)."""
+
+    def job(self, key: JobKey) -> JobRecord | None: ...
+
+    def pods(self, key: JobKey) -> Sequence[PodRecord]: ...
+
+    def team_of(self, key: JobKey) -> str | None: ...
+
+    async def write_status(self, key: JobKey, *, force: bool) -> bool:
+        """Render the job's status from the current ledger and write it if it changed."""
+        ...
+
+    def node_down(self, node: str) -> bool: ...
+
+    def kick(self) -> None: ...
+
+
+def job_ref(record: JobRecord) -> ObjectRef:
+    return ObjectRef("gpupool.io/v1alpha1", "GPUJob", record.name, record.namespace, record.uid)
+
+
+def job_ref_of(job: str) -> ObjectRef:
+    namespace, _, name = job.partition("/")
+    return ObjectRef("gpupool.io/v1alpha1", "GPUJob", name, namespace)
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    key: JobKey
+    incarnation: int
+    workers: tuple[AssumedWorker, ...]
+    world_size: int
+    # Restored if the API refuses the admission.
+    previous_incarnation: int | None
+    message: str
+    grow: bool = False
+
+
+class Executor:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        world: World,
+        cache: SchedulingCache,
+        ledgers: Ledgers,
+        recorder: EventRecorder,
+        config: OperatorConfig,
+        clock: Clock,
+        concurrency: asyncio.Semaphore,
+    ) -> None:
+        self._client = client
+        self._world = world
+        self._cache = cache
+        self._ledgers = ledgers
+        self._recorder = recorder
+        self._config = config
+        self._clock = clock
+        self._concurrency = concurrency
+        self._tasks: dict[JobKey, asyncio.Task[None]] = {}
+
+    # --- scheduling of operations -------------------------------------------------------
+
+    def busy(self) -> set[JobKey]:
+        return {key for key, task in self._tasks.items() if not task.done()}
+
+    def submit(self, key: JobKey, name: str, operation: Callable[[], Awaitable[None]]) -> None:
+        """Run `operation` after whatever is already running for the job."""
+        previous = self._tasks.get(key)
+
+        async def run() -> None:
+            if previous is not None and not previous.done():
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await operation()
+            except Exception:
+                logger.exception("%s of %s/%s failed", name, *key)
+            finally:
+                self._world.kick()
+
+        task = asyncio.create_task(run(), name=f"{name} {key[0]}/{key[1]}")
+        self._tasks[key] = task
+        task.add_done_callback(lambda done: self._forget_task(key, done))
+
+    def _forget_task(self, key: JobKey, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def cancel(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _event(
+        self,
+        record: JobRecord,
+        reason: str,
+        action: str,
+        note: str,
+        *,
+        type_: EventType = "Normal",
+        related: ObjectRef | None = None,
+    ) -> None:
+        self._recorder.record(
+            job_ref(record),
+            reason=reason,
+            action=action,
+            note=note,
+            now=as_datetime(self._clock.now()),
+            type_=type_,
+            related=related,
+        )
+
+    async def _persist(self, key: JobKey) -> bool:
+        """Write the job's status now; retried, since what follows depends on it."""
+        for attempt in range(_PERSIST_ATTEMPTS):
+            if await self._world.write_status(key, force=True):
+                return True
+            await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+        return False
+
+    async def _delete(self, pods: Sequence[PodRecord], grace: int | None) -> None:
+        async def one(pod: PodRecord) -> None:
+            async with self._concurrency:
+                try:
+                    await self._client.delete(
+                        PODS, pod.name, pod.namespace, grace_period_seconds=grace, uid=pod.uid
+                    )
+                except ApiError as error:
+                    logger.warning("deleting pod %s/%s: %s", pod.namespace, pod.name, error)
+
+        await asyncio.gather(*(one(pod) for pod in pods))
+
+    async def _wait_gone(self, key: JobKey, uids: set[str], seconds: float) -> set[str]:
+        """Wait (reading the pod index) until none of `uids` is left; the ones left."""
+        deadline = self._clock.monotonic() + seconds
+        while True:
+            left = {pod.uid for pod in self._world.pods(key) if pod.uid in uids}
+            if not left or self._clock.monotonic() >= deadline:
+                return left
+            await asyncio.sleep(_GONE_POLL_SECONDS)
+
+    # --- admission ----------------------------------------------------------------------
+
+    async def admit(self, decision: Admit) -> None:
+        key = decision.key
+        record = self._world.job(key)
+        team = self._world.team_of(key)
+        if record is None or record.spec is None or team is None:
+            self._cache.forget(key)
+            return
+        spec = record.spec
+        ledger = self._ledgers.get(record)
+        resume = ledger.last_checkpoint.location if ledger.last_checkpoint else None
+        created: list[tuple[str, str]] = []
+        started = self._clock.monotonic()
+        try:
+            if not decision.grow:
+                await self._create_service(record, spec, team)
+            await asyncio.gather(
+                *(
+                    self._create_pod(record, spec, team, decision, worker, resume, created)
+                    for worker in decision.workers
+                )
+            )
+        except ApiError as error:
+            await self._undo_admission(record, ledger, decision, created, error)
+            return
+        METRICS.admission_seconds.observe(self._clock.monotonic() - started)
+        self._cache.created(key, self._clock.now())
+        await self._world.write_status(key, force=False)
+        nodes = ", ".join(sorted({worker.node for worker in decision.workers}))
+        if decision.grow:
+            self._event(
+                record,
+                "Grown",
+                "Grow",
+                f"added {len(decision.workers)} worker(s) on {nodes}: {decision.message}",
+            )
+        elif resume is not None and decision.incarnation > 0:
+            self._event(
+                record,
+                "Resumed",
+                "Admit",
+                f"resumed as incarnation {decision.incarnation} on {nodes} from checkpoint "
+                f"{resume} (GPUPOOL_RESUME_FROM)",
+            )
+        else:
+            self._event(
+                record,
+                "Admitted",
+                "Admit",
+                f"{len(decision.workers)}×{spec.gpus_per_worker} GPUs on {nodes} "
+                f"(incarnation {decision.incarnation}): {decision.message}",
+            )
+
+    async def _create_service(self, record: JobRecord, spec: GPUJobSpec, team: str) -> None:
+        async with self._concurrency:
+            try:
+                await self._client.create(
+                    SERVICES, headless_service(record.owner, spec, team=team), record.namespace
+                )
+            except ApiError as error:
+                if not error.conflict:
+                    raise
+
+    async def _create_pod(
+        self,
+        record: JobRecord,
+        spec: GPUJobSpec,
+        team: str,
+        decision: Admit,
+        worker: AssumedWorker,
+        resume: str | None,
+        created: list[tuple[str, str]],
+    ) -> None:
+        body = worker_pod(
+            record.owner,
+            spec,
+            team=team,
+            index=worker.index,
+            world_size=decision.world_size,
+            node=worker.node,
+            incarnation=decision.incarnation,
+            resume_from=resume,
+        )
+        async with self._concurrency:
+            try:
+                result = await self._client.create(PODS, body, record.namespace)
+            except ApiError as error:
+                if error.conflict:
+                    return
+                raise
+        created.append((result["metadata"]["name"], result["metadata"]["uid"]))
+
+    async def _undo_admission(
+        self,
+        record: JobRecord,
+        ledger: JobLedger,
+        decision: Admit,
+        created: list[tuple[str, str]],
+        error: ApiError,
+    ) -> None:
+        key = decision.key
+        logger.warning("admission of %s/%s refused: %s", *key, error)
+        for name, uid in created:
+            async with self._concurrency:
+                try:
+                    await self._client.delete(
+                        PODS,
+                        name,
+                        record.namespace,
+                        grace_period_seconds=self._config.eviction_grace_seconds,
+                        uid=uid,
+                    )
+                except ApiError as cleanup:
+                    logger.warning("undoing pod %s: %s", name, cleanup)
+        self._cache.forget(key)
+        if not decision.grow:
+            ledger.incarnation = decision.previous_incarnation
+            self._cache.unexpect(key)
+        self._cache.back_off(key, self._clock.now() + self._config.retry_base_seconds)
+        METRICS.admission_failures.inc()
+        self._event(
+            record,
+            "AdmissionFailed",
+            "Admit",
+            f"the API server refused the worker pods ({error.status} {error.reason}: "
+            f"{error.message}); requeued",
+            type_="Warning",
+        )
+        await self._world.write_status(key, force=False)
+
+    # --- eviction -----------------------------------------------------------------------
+
+    async def evict(self, key: JobKey) -> None:
+        """Checkpoint, then evict the job (or the workers of an elastic shrink)."""
+        record = self._world.job(key)
+        if record is None or record.spec is None:
+            return
+        ledger = self._ledgers.get(record)
+        eviction = ledger.eviction
+        if eviction is None:
+            return
+        # 1. The record first: a restart from here on resumes this preemption.
+        if not await self._persist(key):
+            logger.warning("preemption of %s/%s not persisted; retried next cycle", *key)
+            if eviction.reason is not PreemptionReason.NODE_FAILURE:
+                ledger.eviction = None
+            return
+        related = job_ref_of(eviction.for_job) if eviction.for_job else None
+        target = f" for {eviction.for_job} (team {eviction.for_team})" if eviction.for_job else ""
+        self._event(
+            record,
+            "Preempting" if eviction.whole_job else "Shrinking",
+            "Preempt",
+            f"{eviction.reason.value}{target}: {eviction.message}",
+            type_="Warning" if eviction.reason is PreemptionReason.NODE_FAILURE else "Normal",
+            related=related,
+        )
+        pods = [
+            pod
+            for pod in self._world.pods(key)
+            if pod.job_uid == record.uid
+            and not pod.terminal
+            and (eviction.whole_job or pod.index in (eviction.workers or ()))
+        ]
+        # 2. The hook, then the pods are deleted (the protocol deletes them).
+        outcome = await self._checkpoint_and_delete(record, ledger, pods)
+        # 3. A checkpoint is persisted the moment it is known.
+        if outcome is not None and outcome.location is not None:
+            ledger.last_checkpoint = CheckpointRecord(
+                location=outcome.location,
+                time=as_datetime(self._clock.now()),
+                source=outcome.source,
+            )
+            await self._persist(key)
+        ledger.hook_result = _hook_summary(outcome, eviction.reason)
+        # 4. Wait until the pods are gone: their GPUs are not free before.
+        uids = {pod.uid for pod in pods}
+        left = await self._wait_gone(key, uids, _GONE_GRACE_SECONDS)
+        if left:
+            await self._delete([pod for pod in pods if pod.uid in left], 0)
+            await self._wait_gone(key, left, 10.0)
+        self._take_reported_checkpoint(key, record, ledger, uids)
+        # 5. Requeue (or, for a shrink, keep running smaller): one status patch.
+        await self._finish_eviction(record, ledger)
+
+    async def _checkpoint_and_delete(
+        self, record: JobRecord, ledger: JobLedger, pods: list[PodRecord]
+    ) -> CheckpointOutcome | None:
+        eviction = ledger.eviction
+        spec = record.spec
+        assert eviction is not None and spec is not None
+        if not pods:
+            return None
+        if eviction.reason is PreemptionReason.NODE_FAILURE:
+            down = [pod for pod in pods if self._world.node_down(pod.node)]
+            alive = [pod for pod in pods if not self._world.node_down(pod.node)]
+            # Nothing will answer on a dead node: grace 0 removes the pod object at once.
+            await self._delete(down, 0)
+            await self._delete(alive, 0 if eviction.workers is None else None)
+            return None
+        remaining = (eviction.deadline.timestamp() - self._clock.now()) if spec.checkpoint else 0
+        hook = spec.checkpoint
+        if hook is not None:
+            if remaining < 1:
+                # Resumed after a restart past the deadline: the hook had its time.
+                await self._delete(pods, self._config.eviction_grace_seconds)
+                return CheckpointOutcome(
+                    "timeout", None, "unknown", 0.0, "deadline passed before the hook ended"
+                )
+            hook = hook.model_copy(update={"timeout_seconds": max(1, int(remaining))})
+        started = self._clock.monotonic()
+        outcome = await request_checkpoint(
+            self._client,
+            namespace=record.namespace,
+            job_name=record.name,
+            pods=[pod_manifest(pod, label_value(record.name)) for pod in pods],
+            hook=hook,
+            now=self._clock.monotonic,
+        )
+        METRICS.hook_seconds.labels(outcome.outcome).observe(self._clock.monotonic() - started)
+        return outcome
+
+    def _take_reported_checkpoint(
+        self, key: JobKey, record: JobRecord, ledger: JobLedger, uids: set[str]
+    ) -> None:
+        """A location the pods wrote to their termination message, if the hook missed it."""
+        if ledger.last_checkpoint is not None and ledger.eviction is not None:
+            last = ledger.last_checkpoint.time
+            if last is not None and last >= ledger.eviction.requested_at:
+                return
+        for pod in sorted(self._world.pods(key), key=lambda p: p.index):
+            if pod.uid in uids and pod.checkpoint:
+                ledger.last_checkpoint = CheckpointRecord(
+                    location=pod.checkpoint,
+                    time=as_datetime(self._clock.now()),
+                    source="terminationMessage",
+                )
+                return
+
+    async def _finish_eviction(self, record: JobRecord, ledger: JobLedger) -> None:
+        eviction = ledger.eviction
+        assert eviction is not None
+        key = record.key
+        checkpoint = ledger.last_checkpoint.location if ledger.last_checkpoint else None
+        resume = f"resumes from {checkpoint}" if checkpoint else "no checkpoint to resume from"
+        if eviction.whole_job:
+            gone_to = (
+                f"its GPUs go to {eviction.for_job} (team {eviction.for_team})"
+                if eviction.for_job
+                else "its GPUs were released"
+            )
+            message = f"{eviction.reason.value}: {gone_to}; {ledger.hook_result}; {resume}"
+            ledger.preemptions += 1
+            ledger.requeued = (eviction.reason.value, message)
+            ledger.idle_since = None
+            ledger.started_at = None
+            self._cache.forget(key)
+            self._cache.unexpect(key)
+            reason, action = "Requeued", "Requeue"
+            METRICS.preemptions.labels(eviction.reason.value).inc()
+        else:
+            count = len(eviction.workers or ())
+            message = (
+                f"removed {count} worker(s) for {eviction.for_job or 'the queue'}; "
+                f"{ledger.hook_result}"
+            )
+            reason, action = "Shrunk", "Shrink"
+            METRICS.preemptions.labels(eviction.reason.value).inc()
+        ledger.eviction = None
+        if not await self._persist(key):
+            logger.warning("requeue of %s/%s not persisted; it is retried", *key)
+        self._event(
+            record,
+            reason,
+            action,
+            message,
+            related=job_ref_of(eviction.for_job) if eviction.for_job else None,
+        )
+
+    # --- outcomes -----------------------------------------------------------------------
+
+    async def finish(self, key: JobKey, outcome: str, reason: str, message: str) -> None:
+        record = self._world.job(key)
+        if record is None:
+            return
+        ledger = self._ledgers.get(record)
+        if ledger.outcome is None:
+            ledger.outcome = "Succeeded" if outcome == "Succeeded" else "Failed"
+            ledger.outcome_reason = reason
+            ledger.outcome_message = message
+            ledger.finished_at = as_datetime(self._clock.now())
+        if not await self._persist(key):
+            return
+        leftovers = [p for p in self._world.pods(key) if not p.terminal and not p.deleting]
+        await self._delete(leftovers, None)
+        METRICS.finished.labels(ledger.outcome).inc()
+        self._event(
+            record,
+            ledger.outcome,
+            "Finish",
+            message,
+            type_="Normal" if ledger.outcome == "Succeeded" else "Warning",
+        )
+
+    async def retry(
+        self, key: JobKey, incarnation: int, message: str, failed: Sequence[PodRecord]
+    ) -> None:
+        record = self._world.job(key)
+        if record is None or record.spec is None:
+            return
+        ledger = self._ledgers.get(record)
+        # The mark on the evidence first: a restart never counts this failure twice.
+        for pod in failed:
+            async with self._concurrency:
+                try:
+                    await self._client.patch(
+                        PODS,
+                        pod.name,
+                        {"metadata": {"labels": {LABEL_FAILURE_COUNTED: "true"}}},
+                        pod.namespace,
+                    )
+                except ApiError as error:
+                    if not error.not_found:
+                        logger.warning("marking pod %s: %s", pod.name, error)
+        ledger.failures += 1
+        limit = record.spec.backoff_limit
+        if ledger.failures > limit:
+            await self.finish(
+                key,
+                "Failed",
+                "BackoffLimitExceeded",
+                f"{message}; {ledger.failures} failures exceed backoffLimit {limit}",
+            )
+            return
+        delay = min(
+            self._config.retry_base_seconds * 2 ** (ledger.failures - 1),
+            self._config.retry_max_seconds,
+        )
+        self._cache.back_off(key, self._clock.now() + delay)
+        ledger.requeued = ("WorkerFailed", f"{message}; retry in {delay:.0f}s")
+        ledger.started_at = None
+        self._cache.unexpect(key)
+        await self._persist(key)
+        live = [p for p in self._world.pods(key) if not p.terminal and not p.deleting]
+        await self._delete(live, None)
+        self._event(
+            record,
+            "WorkerFailed",
+            "Retry",
+            f"incarnation {incarnation}: {message}; failure {ledger.failures} of backoffLimit "
+            f"{limit}, retrying in {delay:.0f}s",
+            type_="Warning",
+        )
+
+    async def cleanup(self, pods: Sequence[PodRecord]) -> None:
+        await self._delete(pods, None)
+
+
+def _hook_summary(outcome: CheckpointOutcome | None, reason: PreemptionReason) -> str:
+    if outcome is None:
+        if reason is PreemptionReason.NODE_FAILURE:
+            return "the pods could not be asked for a checkpoint"
+        return "no pods were left to checkpoint"
+    if outcome.outcome == "succeeded":
+        return f"checkpoint hook succeeded in {outcome.duration_s:.1f}s"
+    if outcome.outcome == "skipped":
+        return "no checkpoint hook"
+    return f"checkpoint hook {outcome.outcome} ({outcome.message})"

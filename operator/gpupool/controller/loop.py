@@ -1,0 +1,696 @@
+"""The one scheduling loop: leader-only, triggered by index changes (debounced) and a tick.
+
+Each cycle, top to bottom:
+
+1. Read the indexes (never the API server).
+2. Observe every job: its current run from its pods, failures, lost workers.
+3. Record what the observations decided (finish, retry, requeue after a failure) and
+   hand it to the executor.
+4. Track idleness (per team policy) and team usage.
+5. Build the snapshot and plan (pure).
+6. Record the plan's decisions in the cache and ledgers first: assumed admissions occupy
+   their GPUs from now on, evictions are marked before any hook runs.
+7. Apply them through the API asynchronously (the executor; bounded concurrency).
+8. Write status where the rendering differs from what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gpupool.api import CheckpointRecord, GPUJobStatus, TeamQuotaStatus
+from gpupool.controller.cache import SchedulingCache
+from gpupool.controller.clock import Clock, SystemClock, as_datetime
+from gpupool.controller.executor import Admit, Executor, job_ref
+from gpupool.controller.idle import next_idle_since
+from gpupool.controller.ledger import Ledgers
+from gpupool.controller.lifecycle import RunState
+from gpupool.controller.metrics import METRICS
+from gpupool.controller.preemption import EvictionRecord
+from gpupool.controller.records import (
+    JobKey,
+    JobRecord,
+    NodeRecord,
+    PodRecord,
+    TeamRecord,
+)
+from gpupool.controller.settings import OperatorConfig
+from gpupool.controller.snapshot import (
+    Cleanup,
+    Finish,
+    Indexed,
+    JobView,
+    Lost,
+    Observation,
+    Retry,
+    assumed_workers,
+    build_snapshot,
+    job_key,
+    observe,
+)
+from gpupool.controller.status import IdleState, render_job_status, render_team_status
+from gpupool.controller.usage import TeamUsage, advance
+from gpupool.controller.writer import StatusWriter, Stored
+from gpupool.k8s import KubeClient
+from gpupool.k8s.events import EventRecorder
+from gpupool.planner import (
+    Admission,
+    JobState,
+    PendingJob,
+    Plan,
+    PlannerConfig,
+    Preemption,
+    PreemptionReason,
+    Resize,
+    ResizeKind,
+    Snapshot,
+    WorkerPlacement,
+)
+from gpupool.planner.scheduler import plan as plan_cycle
+
+logger = logging.getLogger(__name__)
+
+Planner = Callable[[Snapshot, float], Plan]
+
+
+class IndexSources(Protocol):
+    """The operator's indexes, read-only (kopf's in production, dicts in tests)."""
+
+    def read(self) -> Indexed: ...
+
+    def job(self, key: JobKey) -> JobRecord | None: ...
+
+    def team(self, name: str) -> TeamRecord | None: ...
+
+    def pods(self, key: JobKey) -> Sequence[PodRecord]: ...
+
+    def node(self, name: str) -> NodeRecord | None: ...
+
+
+class Trigger:
+    """Index changes kick the loop; a burst of kicks costs one cycle."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.kicks = 0
+
+    def kick(self) -> None:
+        self.kicks += 1
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def clear(self) -> None:
+        self._event.clear()
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (logged, and read by tests and the benchmark)."""
+
+    jobs: int = 0
+    admitted: int = 0
+    preempted: int = 0
+    resized: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+
+
+class Scheduler:
+    """The scheduling loop and the live state the executor reads (`World`)."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        sources: IndexSources,
+        recorder: EventRecorder,
+        *,
+        config: OperatorConfig,
+        planner_config: PlannerConfig | None = None,
+        clock: Clock | None = None,
+        planner: Planner = plan_cycle,
+        leading: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.config = config
+        self.planner_config = planner_config or PlannerConfig()
+        self.clock = clock or SystemClock()
+        self.sources = sources
+        self.recorder = recorder
+        self.trigger = Trigger()
+        self.ready = asyncio.Event()
+        self.cache = SchedulingCache(ttl_seconds=config.assume_ttl_seconds)
+        self.ledgers = Ledgers()
+        self._planner = planner
+        self._leading = leading
+        self._concurrency = asyncio.Semaphore(config.api_concurrency)
+        self.writer = StatusWriter(
+            client,
+            concurrency=self._concurrency,
+            minor_interval=30.0,
+            monotonic=self.clock.monotonic,
+        )
+        self.executor = Executor(
+            client,
+            world=self,
+            cache=self.cache,
+            ledgers=self.ledgers,
+            recorder=recorder,
+            config=config,
+            clock=self.clock,
+            concurrency=self._concurrency,
+        )
+        self._views: dict[JobKey, JobView] = {}
+        self._pending: dict[str, PendingJob] = {}
+        self._idle: dict[JobKey, IdleState] = {}
+        self._usage: dict[str, TeamUsage] = {}
+        self._plan = Plan()
+        self._status_tasks: dict[tuple[str, JobKey], asyncio.Task[None]] = {}
+        self._status_dirty: set[tuple[str, JobKey]] = set()
+        self.led = False
+        self.last: CycleReport = CycleReport()
+        self.cycles = 0
+
+    # --- World (what the executor reads) --------------------------------------------------
+
+    def job(self, key: JobKey) -> JobRecord | None:
+        return self.sources.job(key)
+
+    def pods(self, key: JobKey) -> Sequence[PodRecord]:
+        return self.sources.pods(key)
+
+    def team_of(self, key: JobKey) -> str | None:
+        view = self._views.get(key)
+        return view.team if view is not None and view.blocker is None else None
+
+    def node_down(self, node: str) -> bool:
+        record = self.sources.node(node)
+        return record is None or not record.ready
+
+    def kick(self) -> None:
+        self.trigger.kick()
+
+    async def write_status(self, key: JobKey, *, force: bool) -> bool:
+        return await self.writer.sync_job(
+            key,
+            functools.partial(self._stored_job, key),
+            functools.partial(self._render_job, key),
+            force=force,
+        )
+
+    def _stored_job(self, key: JobKey) -> Stored | None:
+        record = self.sources.job(key)
+        if record is None:
+            return None
+        return record.resource_version, record.raw_status
+
+    def _render_job(self, key: JobKey, stored: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        view = self._views.get(key)
+        record = self.sources.job(key)
+        if view is None or record is None or record.uid != view.record.uid:
+            return None
+        try:
+            current = GPUJobStatus.model_validate(stored)
+        except ValueError:
+            current = GPUJobStatus()
+        desired = render_job_status(
+            view,
+            current,
+            pending=self._pending.get(view.id),
+            idle=self._idle.get(key),
+            now=as_datetime(self.clock.now()),
+        )
+        return desired.to_k8s()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Cycle until `stop` is set; only while leading, only once the indexes are full."""
+        self.recorder.start()
+        try:
+            await _first_of(self.ready.wait(), stop.wait())
+            while not stop.is_set():
+                await self.trigger.wait(self.config.tick_seconds)
+                if stop.is_set():
+                    break
+                # Debounce: let a burst of index events land before planning on them.
+                await asyncio.sleep(self.config.debounce_seconds)
+                self.trigger.clear()
+                if not await self._lead():
+                    continue
+                try:
+                    await self.cycle()
+                except Exception:
+                    logger.exception("scheduling cycle failed; retried on the next trigger")
+                    await asyncio.sleep(1.0)
+        finally:
+            await self.executor.cancel()
+            for task in self._status_tasks.values():
+                task.cancel()
+            await self.recorder.stop()
+
+    async def _lead(self) -> bool:
+        if self._leading is None:
+            self.led = True
+            return True
+        try:
+            leading = await self._leading()
+        except Exception as error:
+            logger.warning("cannot read the peering object: %s", error)
+            leading = self.led
+        if self.led and not leading:
+            raise LeadershipLost("another operator instance took over")
+        if leading and not self.led:
+            logger.info("leading: scheduling loop active")
+        self.led = leading
+        return leading
+
+    async def cycle(self) -> Plan:
+        started = self.clock.monotonic()
+        now = self.clock.now()
+        when = as_datetime(now)
+
+        # 1. Read the indexes.
+        indexed = self.sources.read()
+
+        # 2. Observe every job: its current run, failures, lost workers.
+        observation = observe(indexed, self.ledgers, self.cache, now=now, busy=self.executor.busy())
+        self._views = observation.views
+        self._housekeep(indexed)
+
+        # 3. Record what the observations decided, and dispatch it.
+        self._note_runs(observation, when)
+        self._dispatch_observed(observation, when)
+
+        # 4. Idle clocks and team usage.
+        self._track_idle(observation, when)
+        self._track_usage(observation, when)
+
+        # 5. Snapshot and plan.
+        snapshot = build_snapshot(indexed, observation, self._usage, self.planner_config)
+        plan = self._planner(snapshot, now)
+        self._plan = plan
+        self._pending = {entry.job: entry for entry in plan.pending}
+
+        # 6. Record the plan's decisions first, then 7. apply them asynchronously.
+        for admission in plan.admissions:
+            self._admit(admission, when)
+        for preemption in plan.preemptions:
+            self._preempt(preemption, when)
+        for resize in plan.resizes:
+            self._resize(resize, when)
+        for key in observation.orphaned_evictions:
+            self._evict(key)
+
+        # 8. Status, where it changed.
+        self._write_statuses(observation, when)
+
+        self.cycles += 1
+        self.last = CycleReport(
+            jobs=len(observation.views),
+            admitted=len(plan.admissions),
+            preempted=len(plan.preemptions),
+            resized=len(plan.resizes),
+            pending=len(plan.pending),
+            seconds=self.clock.monotonic() - started,
+        )
+        METRICS.cycles.inc()
+        METRICS.cycle_seconds.observe(self.last.seconds)
+        if plan.admissions or plan.preemptions or plan.resizes:
+            logger.info(
+                "cycle %d: %d jobs, %d admitted, %d preempted, %d resized, %d pending (%.3fs)",
+                self.cycles,
+                self.last.jobs,
+                self.last.admitted,
+                self.last.preempted,
+                self.last.resized,
+                self.last.pending,
+                self.last.seconds,
+            )
+        return plan
+
+    # --- step 2: housekeeping -------------------------------------------------------------
+
+    def _housekeep(self, indexed: Indexed) -> None:
+        """Forget deleted jobs (their pods go with them: garbage collection)."""
+        self.ledgers.retain({record.uid for record in indexed.jobs.values()})
+        busy = self.executor.busy()
+        for key in self.cache.jobs() - set(indexed.jobs) - busy:
+            self.cache.drop(key)
+            self.writer.forget("job", key)
+
+    # --- step 3: observed outcomes --------------------------------------------------------
+
+    def _note_runs(self, observation: Observation, when: datetime) -> None:
+        """Start times and checkpoints the workers reported on their own."""
+        for view in observation.views.values():
+            ledger = view.ledger
+            running = view.run.state is RunState.RUNNING and view.state is JobState.RUNNING
+            if running and ledger.started_at is None:
+                ledger.started_at = when
+            for pod in view.run.workers.values():
+                if pod.checkpoint and (
+                    ledger.last_checkpoint is None
+                    or ledger.last_checkpoint.location != pod.checkpoint
+                ):
+                    ledger.last_checkpoint = CheckpointRecord(
+                        location=pod.checkpoint, time=when, source="terminationMessage"
+                    )
+            if view.blocker is not None and view.run.state is RunState.NONE:
+                self._notify_once(
+                    view,
+                    f"blocked:{view.blocker.reason}",
+                    view.blocker.reason,
+                    view.blocker.message,
+                )
+
+    def _notify_once(self, view: JobView, key: str, reason: str, note: str) -> None:
+        if key in view.ledger.notified:
+            return
+        view.ledger.notified.add(key)
+        self.recorder.record(
+            job_ref(view.record),
+            reason=reason,
+            action="Schedule",
+            note=note,
+            now=as_datetime(self.clock.now()),
+            type_="Warning",
+        )
+
+    def _dispatch_observed(self, observation: Observation, when: datetime) -> None:
+        busy = self.executor.busy()
+        for action in observation.actions:
+            key = action.key
+            if key in busy:
+                continue
+            if isinstance(action, Finish):
+                self.executor.submit(
+                    key,
+                    "finish",
+                    functools.partial(
+                        self.executor.finish, key, action.outcome, action.reason, action.message
+                    ),
+                )
+            elif isinstance(action, Retry):
+                self.executor.submit(
+                    key,
+                    "retry",
+                    functools.partial(
+                        self.executor.retry, key, action.incarnation, action.message, action.failed
+                    ),
+                )
+            elif isinstance(action, Lost):
+                view = observation.views[key]
+                view.ledger.eviction = EvictionRecord.start(
+                    PreemptionReason.NODE_FAILURE,
+                    now=when,
+                    timeout_seconds=0,
+                    incarnation=view.run.incarnation or 0,
+                    message=f"worker lost: {action.message}",
+                )
+                view.state = JobState.PREEMPTING
+                self._evict(key)
+            elif isinstance(action, Cleanup):
+                self.executor.submit(
+                    key, "cleanup", functools.partial(self.executor.cleanup, action.pods)
+                )
+            busy.add(key)
+
+    # --- step 4: idle and usage -----------------------------------------------------------
+
+    def _track_idle(self, observation: Observation, when: datetime) -> None:
+        self._idle = {}
+        counts: dict[tuple[str, str], int] = {}
+        for key, view in observation.views.items():
+            quota = observation.teams.get(view.team or "")
+            policy = quota.idle_reclaim if quota is not None else None
+            ledger = view.ledger
+            if view.state is not JobState.RUNNING or policy is None:
+                ledger.idle_since = (
+                    None if view.state is not JobState.RUNNING else ledger.idle_since
+                )
+                continue
+            ledger.idle_since = next_idle_since(
+                ledger.idle_since,
+                view.utilization,
+                policy.utilization_below,
+                now=when,
+                running_since=ledger.started_at or ledger.admitted_at,
+            )
+            if ledger.idle_since is None:
+                if view.utilization is not None:
+                    self._idle[key] = IdleState(
+                        False, False, f"GPU utilization {view.utilization.mean_1m:.0f}%"
+                    )
+                continue
+            idle_for = (when - ledger.idle_since).total_seconds()
+            idle = idle_for >= policy.for_minutes * 60
+            utilization = view.utilization.mean_1m if view.utilization else 0.0
+            message = (
+                f"GPU utilization {utilization:.0f}% below {policy.utilization_below:g}% for "
+                f"{idle_for / 60:.0f} min (threshold {policy.for_minutes} min, mode "
+                f"{policy.mode})"
+            )
+            enforced = policy.mode == "enforce"
+            self._idle[key] = IdleState(idle, enforced, message)
+            if idle:
+                counts[(view.team or "", policy.mode)] = (
+                    counts.get((view.team or "", policy.mode), 0) + 1
+                )
+                self._notify_once(view, f"idle:{ledger.idle_since.isoformat()}", "Idle", message)
+        METRICS.idle_jobs.clear()
+        for (team, mode), count in counts.items():
+            METRICS.idle_jobs.labels(team, mode).set(count)
+
+    def _track_usage(self, observation: Observation, when: datetime) -> None:
+        allocated: dict[str, float] = {}
+        used: dict[str, float] = {}
+        for view in observation.views.values():
+            if view.team is None or view.state not in (JobState.RUNNING, JobState.PREEMPTING):
+                continue
+            gpus = float(sum(pod.gpus for pod in view.run.live))
+            allocated[view.team] = allocated.get(view.team, 0.0) + gpus
+            busy = view.utilization.mean_1m / 100 if view.utilization else 0.0
+            used[view.team] = used.get(view.team, 0.0) + gpus * busy
+        for name in observation.teams:
+            usage = self._usage.get(name)
+            if usage is None:
+                record = self.sources.team(name)
+                usage = TeamUsage.from_status(record.status) if record else TeamUsage()
+            self._usage[name] = advance(
+                usage,
+                allocated_gpus=allocated.get(name, 0.0),
+                used_gpus=used.get(name, 0.0),
+                now=when,
+                half_life_hours=self.config.usage_half_life_hours,
+            )
+        for name in [name for name in self._usage if name not in observation.teams]:
+            del self._usage[name]
+
+    # --- step 6: record the plan's decisions ----------------------------------------------
+
+    def _admit(self, admission: Admission, when: datetime) -> None:
+        key = job_key(admission.job)
+        view = self._views.get(key)
+        if view is None:
+            return
+        ledger = view.ledger
+        previous = ledger.incarnation
+        incarnation = ledger.next_incarnation()
+        ledger.incarnation = incarnation
+        ledger.admitted_at = when
+        ledger.started_at = None
+        ledger.idle_since = None
+        workers = assumed_workers(admission.workers, 0)
+        self.cache.assume(key, incarnation, workers)
+        view.state = JobState.RUNNING
+        view.workers = tuple(
+            (worker.index, WorkerPlacement(worker.node, worker.gpus)) for worker in workers
+        )
+        METRICS.admissions.inc()
+        decision = Admit(
+            key=key,
+            incarnation=incarnation,
+            workers=workers,
+            world_size=len(workers),
+            previous_incarnation=previous,
+            message=admission.message,
+        )
+        self.executor.submit(key, "admit", functools.partial(self.executor.admit, decision))
+
+    def _preempt(self, preemption: Preemption, when: datetime) -> None:
+        key = job_key(preemption.job)
+        view = self._views.get(key)
+        if view is None or view.ledger.eviction is not None:
+            return
+        hook = view.spec.checkpoint
+        failure = preemption.reason is PreemptionReason.NODE_FAILURE
+        view.ledger.eviction = EvictionRecord.start(
+            preemption.reason,
+            now=when,
+            timeout_seconds=hook.timeout_seconds if hook is not None and not failure else 0,
+            incarnation=view.ledger.incarnation or 0,
+            for_job=preemption.for_job,
+            for_team=preemption.for_team,
+            message=preemption.message,
+        )
+        view.state = JobState.PREEMPTING
+        self._evict(key)
+
+    def _resize(self, resize: Resize, when: datetime) -> None:
+        key = job_key(resize.job)
+        view = self._views.get(key)
+        if view is None or view.ledger.eviction is not None:
+            return
+        incarnation = view.ledger.incarnation or 0
+        taken = {index for index, _ in view.workers}
+        if resize.kind is ResizeKind.GROW:
+            first = max(taken, default=-1) + 1
+            workers = assumed_workers(resize.workers, first)
+            self.cache.assume(key, incarnation, workers)
+            view.workers = view.workers + tuple(
+                (worker.index, WorkerPlacement(worker.node, worker.gpus)) for worker in workers
+            )
+            decision = Admit(
+                key=key,
+                incarnation=incarnation,
+                workers=workers,
+                world_size=len(view.workers),
+                previous_incarnation=incarnation,
+                message=resize.message,
+                grow=True,
+            )
+            self.executor.submit(key, "grow", functools.partial(self.executor.admit, decision))
+            return
+        indices = shrink_indices(view.workers, resize.workers)
+        hook = view.spec.checkpoint
+        view.ledger.eviction = EvictionRecord.start(
+            resize.reason or PreemptionReason.ELASTIC_SHRINK,
+            now=when,
+            timeout_seconds=hook.timeout_seconds if hook is not None else 0,
+            incarnation=incarnation,
+            workers=indices,
+            for_job=resize.for_job,
+            for_team=resize.for_team,
+            message=resize.message,
+        )
+        self.cache.release(key, indices)
+        self._evict(key)
+
+    def _evict(self, key: JobKey) -> None:
+        self.executor.submit(key, "evict", functools.partial(self.executor.evict, key))
+
+    # --- step 8: status -------------------------------------------------------------------
+
+    def _write_statuses(self, observation: Observation, when: datetime) -> None:
+        """Queue a write for every job whose rendering differs from what is stored."""
+        for key, view in observation.views.items():
+            record = view.record
+            _, stored = self.writer.stored("job", key, record.raw_status, record.resource_version)
+            desired = self._render_job(key, stored)
+            if desired is not None and _differs(stored, desired):
+                self._schedule_status("job", key)
+        for name in observation.teams:
+            self._schedule_status("team", ("", name))
+
+    def _schedule_status(self, kind: str, key: JobKey) -> None:
+        slot = (kind, key)
+        task = self._status_tasks.get(slot)
+        if task is not None and not task.done():
+            self._status_dirty.add(slot)
+            return
+
+        async def write() -> None:
+            while True:
+                self._status_dirty.discard(slot)
+                if kind == "job":
+                    await self.write_status(key, force=False)
+                else:
+                    await self._write_team(key[1])
+                if slot not in self._status_dirty:
+                    return
+
+        task = asyncio.create_task(write(), name=f"status {kind} {key[0]}/{key[1]}")
+        self._status_tasks[slot] = task
+        task.add_done_callback(lambda done: self._status_done(slot, done))
+
+    def _status_done(self, slot: tuple[str, JobKey], task: asyncio.Task[None]) -> None:
+        if self._status_tasks.get(slot) is task:
+            del self._status_tasks[slot]
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("status write %s failed: %s", slot, task.exception())
+
+    async def _write_team(self, name: str) -> None:
+        def current() -> Stored | None:
+            record = self.sources.team(name)
+            return None if record is None else (record.resource_version, record.raw_status)
+
+        def render(stored: Mapping[str, Any]) -> Mapping[str, Any] | None:
+            record = self.sources.team(name)
+            usage = self._usage.get(name)
+            if record is None or record.spec is None or usage is None:
+                return None
+            try:
+                current_status = TeamQuotaStatus.model_validate(stored)
+            except ValueError:
+                current_status = TeamQuotaStatus()
+            return render_team_status(
+                record.spec,
+                current_status,
+                self._plan.team(name),
+                usage,
+                generation=record.generation,
+                now=as_datetime(self.clock.now()),
+            ).to_k8s()
+
+        await self.writer.sync_team(name, current, render)
+
+    async def drain(self) -> None:
+        """Wait for every operation and status write in flight (tests, benchmarks)."""
+        await self.executor.drain()
+        while self._status_tasks:
+            await asyncio.gather(*self._status_tasks.values(), return_exceptions=True)
+
+
+class LeadershipLost(Exception):
+    """Another instance leads now; this one's indexes froze when kopf paused it."""
+
+
+def _differs(stored: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    return any(stored.get(key) != desired.get(key) for key in set(stored) | set(desired))
+
+
+def shrink_indices(
+    workers: Sequence[tuple[int, WorkerPlacement]], leaving: Sequence[WorkerPlacement]
+) -> tuple[int, ...]:
+    """Which workers an elastic shrink removes: for each placement it names, the
+    highest-index worker on that node (so the remaining ranks stay 0..n-1)."""
+    chosen: list[int] = []
+    for placement in leaving:
+        candidates = [
+            index
+            for index, worker in workers
+            if worker.node == placement.node and index not in chosen
+        ]
+        if candidates:
+            chosen.append(max(candidates))
+    return tuple(sorted(chosen))
+
+
+async def _first_of(*waits: Awaitable[Any]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

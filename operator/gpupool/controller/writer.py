@@ -1,0 +1,155 @@
+"""Step 8: status writes — only when the rendering differs from what is stored.
+
+Every status write of a job goes through `StatusWriter.sync`, serialized per object and
+rendered at send time from the latest view and ledger. So the loop's routine writes and
+the executor's durable ones (the preemption record before a hook, the checkpoint before
+the pods go) can never overtake each other with stale content.
+
+What is stored is the newer of the indexed object and this writer's last successful
+patch response (by resourceVersion): the index trails our own writes by a watch event,
+and diffing against it alone would repeat every write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gpupool.controller.status import (
+    MINOR_JOB_FIELDS,
+    MINOR_TEAM_FIELDS,
+    is_minor,
+    merge_patch,
+)
+from gpupool.k8s import GPUJOBS, TEAMQUOTAS, ApiError, KubeClient, Resource
+
+logger = logging.getLogger(__name__)
+
+ObjectKey = tuple[str, str]
+"""(namespace, name); namespace "" for cluster-scoped objects."""
+
+
+Stored = tuple[str, Mapping[str, Any]]
+"""(resourceVersion, status) of an object as stored."""
+
+Render = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+"""Stored status -> desired status (None: nothing to write, e.g. the object is gone)."""
+
+
+def _version(value: str) -> int:
+    # resourceVersions are opaque by contract; every API server in practice (etcd
+    # revisions) issues increasing integers. An unparsable one counts as oldest.
+    try:
+        return int(value)
+    except ValueError:
+        return -1
+
+
+class StatusWriter:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        concurrency: asyncio.Semaphore,
+        minor_interval: float,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._concurrency = concurrency
+        self._minor_interval = minor_interval
+        self._monotonic = monotonic
+        self._locks: dict[tuple[str, ObjectKey], asyncio.Lock] = {}
+        self._written: dict[tuple[str, ObjectKey], tuple[str, Mapping[str, Any]]] = {}
+        self._last_write: dict[tuple[str, ObjectKey], float] = {}
+        self.writes = 0
+
+    def _lock(self, kind: str, key: ObjectKey) -> asyncio.Lock:
+        lock = self._locks.get((kind, key))
+        if lock is None:
+            lock = self._locks[(kind, key)] = asyncio.Lock()
+        return lock
+
+    def stored(self, kind: str, key: ObjectKey, indexed: Mapping[str, Any], version: str) -> Stored:
+        """The newer of the indexed status and our last write."""
+        written = self._written.get((kind, key))
+        if written is not None and _version(written[0]) >= _version(version):
+            return written
+        if written is not None:
+            del self._written[(kind, key)]
+        return version, indexed
+
+    async def sync_job(
+        self,
+        key: ObjectKey,
+        current: Callable[[], Stored | None],
+        render: Render,
+        *,
+        force: bool = False,
+    ) -> bool:
+        """Render the job's status now and write it if it changed; False if that failed.
+
+        `current` reads the indexed object; `render` turns the stored status (the newer
+        of the indexed one and our last write) into the desired one.
+        """
+        return await self._sync("job", key, GPUJOBS, current, render, MINOR_JOB_FIELDS, force)
+
+    async def sync_team(
+        self, name: str, current: Callable[[], Stored | None], render: Render
+    ) -> bool:
+        return await self._sync(
+            "team", ("", name), TEAMQUOTAS, current, render, MINOR_TEAM_FIELDS, False
+        )
+
+    async def _sync(
+        self,
+        kind: str,
+        key: ObjectKey,
+        resource: Resource,
+        current: Callable[[], Stored | None],
+        render: Render,
+        minor: frozenset[str],
+        force: bool,
+    ) -> bool:
+        async with self._lock(kind, key):
+            indexed = current()
+            if indexed is None:
+                return True
+            version, stored = self.stored(kind, key, indexed[1], indexed[0])
+            desired = render(stored)
+            if desired is None:
+                return True
+            patch = merge_patch(stored, desired)
+            if not patch:
+                return True
+            now = self._monotonic()
+            if (
+                not force
+                and is_minor(patch, stored, minor)
+                and now - self._last_write.get((kind, key), -1e18) < self._minor_interval
+            ):
+                return True
+            try:
+                async with self._concurrency:
+                    result = await self._client.patch_status(
+                        resource, key[1], patch, key[0] or None
+                    )
+            except ApiError as error:
+                if not error.not_found:
+                    logger.warning("status of %s %s/%s not written: %s", kind, *key, error)
+                return error.not_found
+            self.writes += 1
+            self._last_write[(kind, key)] = now
+            self._written[(kind, key)] = (
+                str((result.get("metadata") or {}).get("resourceVersion", version)),
+                result.get("status") or {},
+            )
+            return True
+
+    def forget(self, kind: str, key: ObjectKey) -> None:
+        self._written.pop((kind, key), None)
+        self._last_write.pop((kind, key), None)
+        lock = self._locks.get((kind, key))
+        if lock is not None and not lock.locked():
+            del self._locks[(kind, key)]
