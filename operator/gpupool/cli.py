@@ -33,5 +33,25 @@ def crds(
         typer.echo(f"wrote {path}")
 
 
+@app.command("operator")
+def operator_command(
+    kubeconfig: str = typer.Option("", help="Kubeconfig file ('' = in-cluster or $KUBECONFIG)."),
+    standalone: bool = typer.Option(False, help="No leader election (a single instance)."),
+    peering: str = typer.Option("gpupool", help="kopf peering name for leader election."),
+    liveness: str = typer.Option("", help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the operator: indexes, the scheduling loop, checkpoint-then-preempt."""
+    from gpupool.controller.main import run
+
+    run(
+        kubeconfig=kubeconfig or None,
+        standalone=standalone,
+        peering_name=peering,
+        liveness=liveness or None,
+        verbose=verbose,
+    )
+
+
 def main() -> None:
     app()
