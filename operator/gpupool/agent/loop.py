@@ -41,15 +41,24 @@ class AgentLoop:
         """Sample every node once and start the publishes that are due."""
         now = time.monotonic() if now is None else now
         for agent in self.agents:
-            if self.poll_in_thread:
-                # NVML calls block (ctypes); keep the event loop free for the API client.
-                samples = await asyncio.to_thread(agent.poll, now)
-            else:
-                samples = agent.poll(now)
-            attributor = self.attributors.get(agent.node_name)
-            pods = await attributor.attribute(samples, now) if attributor and samples else {}
-            agent.absorb(samples, pods, now)
+            try:
+                await self._sample(agent, now)
+            except Exception:
+                # A bug in one node's sampling must not stop the agent (or the
+                # other fake nodes); the next tick tries again.
+                log.exception("node %s: sampling failed", agent.node_name)
+                continue
             self._maybe_publish(agent, now)
+
+    async def _sample(self, agent: NodeAgent, now: float) -> None:
+        if self.poll_in_thread:
+            # NVML calls block (ctypes); keep the event loop free for the API client.
+            samples = await asyncio.to_thread(agent.poll, now)
+        else:
+            samples = agent.poll(now)
+        attributor = self.attributors.get(agent.node_name)
+        pods = await attributor.attribute(samples, now) if attributor and samples else {}
+        agent.absorb(samples, pods, now)
 
     def _maybe_publish(self, agent: NodeAgent, now: float) -> None:
         if agent.publisher is None or agent.node_name in self._publishing:
@@ -68,10 +77,13 @@ class AgentLoop:
         async with self._limit:
             try:
                 return await agent.publish(now)
-            except Exception:
-                # The publisher already turns API errors into backoff; anything else
-                # is a bug worth a traceback, but must not stop the other nodes.
+            except Exception as exc:
+                # The publisher turns API errors into backoff itself; anything else
+                # (a malformed answer, a bug) is logged with its traceback and
+                # backed off the same way, never allowed to stop the agent.
                 log.exception("node %s: publish failed", agent.node_name)
+                if agent.publisher is not None:
+                    agent.publisher.failed(now, exc)
                 return False
 
     async def publish_all(self) -> int:

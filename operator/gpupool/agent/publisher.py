@@ -70,7 +70,7 @@ class Publisher:
                 self.existing_status = existing.get("status")
                 self.ready = True
         except ApiError as error:
-            self._failed(now, error)
+            self.failed(now, error)
             return False
         return True
 
@@ -84,14 +84,15 @@ class Publisher:
             if error.not_found:
                 # Deleted under us (or with its Node): recreate on the next try.
                 self.ready = False
-            self._failed(now, error)
+            self.failed(now, error)
             return False
         self.failures = 0
         self.retry_at = 0.0
         self.published_total += 1
         return True
 
-    def _failed(self, now: float, error: ApiError) -> None:
+    def failed(self, now: float, error: Exception) -> None:
+        """Count a failed call and back off before the next one."""
         self.failures += 1
         self.errors_total += 1
         delay = self.backoff.delay(self.failures)

@@ -191,3 +191,31 @@ async def test_loop_publishes_unhealthy_at_once_and_changes_after_the_interval()
     assert kube.gpunodes["n1"]["status"]["gpus"][0]["utilization"] == 100
     await tick(14.0)
     assert writes() == 3
+
+
+async def test_loop_survives_unexpected_errors(caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenAttributor:
+        async def attribute(self, samples: object, now: float) -> dict[str, PodRef]:
+            raise RuntimeError("attribution bug")
+
+        async def close(self) -> None:
+            """Nothing to close."""
+
+    kube = StubKube({"n1": {}, "n2": {}})
+    one = make_agent(StandInNVML.with_gpus(1), kube)
+    two = NodeAgent(
+        "n2",
+        NvmlBackend(StandInNVML.with_gpus(1)),
+        config=CONFIG,
+        publisher=Publisher(kube, "n2", backoff=CONFIG.api_backoff),
+    )
+    loop = AgentLoop([one, two], attributors={"n1": BrokenAttributor()})
+    kube.fail = [ValueError("malformed answer")]  # n2's first call
+    with caplog.at_level(logging.ERROR):
+        await loop.tick(0.0)
+        await loop.drain()
+    assert "attribution bug" in caplog.text and "malformed answer" in caplog.text
+    assert two.publisher is not None and two.publisher.blocked(0.1)
+    await loop.tick(10.0)
+    await loop.drain()
+    assert "n2" in kube.gpunodes and "n1" not in kube.gpunodes
