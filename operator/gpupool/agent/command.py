@@ -103,6 +103,8 @@ def agent(
         metrics_address=metrics_address,
         metrics_port=metrics_port,
     )
+    from kubernetes.config import ConfigException
+
     from gpupool.agent.fake import FakeConfig
     from gpupool.agent.main import main
 
@@ -116,12 +118,16 @@ def agent(
         resource_name=resource_name[0] if resource_name else GPU_RESOURCE,
     )
 
-    asyncio.run(
-        main(
-            nodes,
-            config,
-            kubeconfig=kubeconfig,
-            fake=fake_config if fake else None,
-            duration=duration,
+    try:
+        asyncio.run(
+            main(
+                nodes,
+                config,
+                kubeconfig=kubeconfig,
+                fake=fake_config if fake else None,
+                duration=duration,
+            )
         )
-    )
+    except ConfigException as exc:
+        typer.echo(f"gpupool agent: no cluster credentials: {exc}", err=True)
+        raise typer.Exit(2) from None
