@@ -86,6 +86,9 @@ def current_run(pods: Iterable[PodRecord], job_uid: str) -> Run:
             tuple(stale),
             f"worker 0 (pod {zero.name}) completed",
         )
-    running = all(pod.phase == "Running" and not pod.deleting for pod in workers.values())
+    # A worker that finished before rank 0 is done, not missing.
+    running = all(
+        pod.phase in ("Running", "Succeeded") and not pod.deleting for pod in workers.values()
+    )
     state = RunState.RUNNING if running else RunState.STARTING
     return Run(state, incarnation, workers, tuple(stale))
