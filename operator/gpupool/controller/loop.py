@@ -143,7 +143,7 @@ class Scheduler:
         leading: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.config = config
-        self.planner_config = planner_config or PlannerConfig()
+        self.planner_config = planner_config or config.planner_config()
         self.clock = clock or SystemClock()
         self.sources = sources
         self.recorder = recorder

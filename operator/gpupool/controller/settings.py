@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpupool.planner import PlannerConfig
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "gpupool"
 POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
@@ -46,6 +48,8 @@ class OperatorConfig:
     # Retry of a job whose worker failed: base * 2**(failures-1), capped.
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 300.0
+    # Anti-thrash: the planner never preempts a job younger than this.
+    min_runtime_seconds: float = 300.0
     # Half-life of the decayed usage that breaks fair-share ties.
     usage_half_life_hours: float = 24.0
     # Peering: "" runs standalone (one instance, no leader election).
@@ -61,6 +65,9 @@ class OperatorConfig:
     def standalone(self) -> bool:
         return not self.peering_name
 
+    def planner_config(self) -> PlannerConfig:
+        return PlannerConfig(min_runtime_seconds=self.min_runtime_seconds)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
         """The configuration of `kopf run -m gpupool.controller` (GPUPOOL_* variables)."""
@@ -75,6 +82,7 @@ class OperatorConfig:
             ("tick_seconds", "GPUPOOL_TICK_SECONDS", float),
             ("api_concurrency", "GPUPOOL_API_CONCURRENCY", int),
             ("priority", "GPUPOOL_PEERING_PRIORITY", int),
+            ("min_runtime_seconds", "GPUPOOL_MIN_RUNTIME_SECONDS", float),
         ):
             if env.get(key):
                 values[name] = kind(env[key])

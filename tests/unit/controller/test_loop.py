@@ -1,0 +1,247 @@
+"""The scheduling loop end to end against an in-memory API server (fake clock, no cluster).
+
+The same scenarios run on the real control plane in tests/integration/operator/; these
+pin the loop's bookkeeping: assume → create → settle, checkpoint → evict → requeue,
+finish, retry, and what a restarted operator picks up from status and pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gpupool.controller.loop import Scheduler
+from gpupool.controller.settings import OperatorConfig
+from gpupool.k8s import EVENTS, GPUJOBS, NODES, PODS, TEAMQUOTAS
+from gpupool.k8s.events import EventRecorder
+from gpupool.planner import PlannerConfig
+
+from .builders import make_job
+from .fakes import FakeClock, FakeKube, FakeSources
+
+JSON = dict[str, Any]
+
+
+def node(name: str, gpus: int = 8) -> JSON:
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "allocatable": {"nvidia.com/gpu": str(gpus)},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def team(name: str, guaranteed: int) -> JSON:
+    return {
+        "metadata": {"name": name},
+        "spec": {"namespaces": [name], "guaranteedGPUs": guaranteed},
+    }
+
+
+def job(key: str, *, gpus: int = 8, workers: int = 1, **spec: Any) -> JSON:
+    body = make_job(key).gpus(gpus).workers(workers).spec(**spec).raw()
+    del body["metadata"]["uid"], body["metadata"]["resourceVersion"]
+    return body
+
+
+class World:
+    def __init__(self) -> None:
+        self.kube = FakeKube()
+        self.clock = FakeClock()
+        self.recorder = EventRecorder(self.kube, instance="test")  # type: ignore[arg-type]
+        self.scheduler = self._new_scheduler()
+
+    def _new_scheduler(self) -> Scheduler:
+        return Scheduler(
+            self.kube,  # type: ignore[arg-type]
+            FakeSources(self.kube),
+            self.recorder,
+            config=OperatorConfig(peering_name=""),
+            planner_config=PlannerConfig(min_runtime_seconds=0),
+            clock=self.clock,
+        )
+
+    def restart(self) -> None:
+        """A new operator process: empty cache and ledgers, same cluster."""
+        self.scheduler = self._new_scheduler()
+
+    async def cycle(self, seconds: float = 1.0) -> None:
+        self.clock.advance(seconds)
+        await self.scheduler.cycle()
+        await self.scheduler.drain()
+        await self.recorder.flush()
+
+    def pods(self, namespace: str | None = None) -> list[JSON]:
+        return [
+            pod
+            for pod in self.kube.items(PODS)
+            if namespace is None or pod["metadata"]["namespace"] == namespace
+        ]
+
+    def run_pods(self) -> None:
+        """What the kubelet (kwok) does: pods start running."""
+        for pod in self.pods():
+            status = pod.setdefault("status", {})
+            if status.get("phase") not in ("Succeeded", "Failed"):
+                status["phase"] = "Running"
+
+    def status(self, key: str) -> JSON:
+        namespace, _, name = key.partition("/")
+        status: JSON = self.kube.objects[("gpujobs", namespace, name)].get("status", {})
+        return status
+
+    def condition(self, key: str, type_: str) -> tuple[str, str]:
+        found = next(c for c in self.status(key)["conditions"] if c["type"] == type_)
+        return found["status"], found["reason"]
+
+    def events(self, reason: str) -> list[str]:
+        return [e["note"] for e in self.kube.items(EVENTS) if e["reason"] == reason]
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    w = World()
+    w.recorder.start()
+    for name in ("node-1", "node-2"):
+        w.kube.put(NODES, node(name))
+    w.kube.put(TEAMQUOTAS, team("vision", 8))
+    w.kube.put(TEAMQUOTAS, team("nlp", 8))
+    yield w
+    await w.recorder.stop()
+
+
+async def test_idle_capacity_is_lent_and_taken_back_after_a_checkpoint(world: World) -> None:
+    """2 nodes × 8 GPUs; vision guaranteed 8 runs two 8-GPU jobs (borrowing 8);
+    nlp, guaranteed 8, submits one: a vision job is evicted and requeued, nlp runs."""
+    world.kube.put(GPUJOBS, job("vision/a"))
+    world.kube.put(GPUJOBS, job("vision/b"))
+    await world.cycle()
+    assert sorted(p["spec"]["nodeName"] for p in world.pods()) == ["node-1", "node-2"]
+    assert world.status("vision/a")["phase"] == "Admitted"
+    world.run_pods()
+    await world.cycle()
+    assert world.status("vision/a")["phase"] == "Running"
+    assert world.condition("vision/a", "Running") == ("True", "AllWorkersRunning")
+    tq = world.kube.objects[("teamquotas", "", "vision")]["status"]
+    assert (tq["allocatedGPUs"], tq["borrowedGPUs"]) == (16, 8)
+
+    world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle()
+    evicted = [k for k in ("vision/a", "vision/b") if world.status(k)["phase"] == "Pending"]
+    assert len(evicted) == 1
+    (victim,) = evicted
+    status = world.status(victim)
+    assert status["preemptions"] == 1
+    assert world.condition(victim, "Preempted")[0] == "True"
+    assert world.condition(victim, "CheckpointRequested") == ("False", "Done")
+    (note,) = world.events("Requeued")
+    assert "nlp/bert (team nlp)" in note
+
+    await world.cycle()
+    assert world.status("nlp/bert")["phase"] == "Admitted"
+    assert len(world.pods("nlp")) == 1
+    world.run_pods()
+    await world.cycle()
+    assert world.status(victim)["phase"] == "Pending"
+    assert world.status(victim)["pendingReason"] != ""
+
+
+async def test_the_resumed_job_gets_its_checkpoint_and_restart_count(world: World) -> None:
+    world.kube.put(
+        GPUJOBS,
+        job("vision/a")
+        | {
+            "status": {
+                "restarts": 1,
+                "admittedAt": "2026-01-01T11:00:00Z",
+                "lastCheckpoint": {"location": "s3://ckpt/a/step-9", "source": "hook"},
+            }
+        },
+    )
+    await world.cycle()
+    (pod,) = world.pods()
+    assert pod["metadata"]["name"] == "a-2-0"
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["GPUPOOL_RESUME_FROM"] == "s3://ckpt/a/step-9"
+    assert env["GPUPOOL_RESTART_COUNT"] == "2"
+    assert world.status("vision/a")["restarts"] == 2
+    assert world.events("Resumed")
+
+
+async def test_a_gang_is_all_or_nothing(world: World) -> None:
+    world.kube.put(GPUJOBS, job("vision/big", workers=3))
+    await world.cycle()
+    assert world.pods() == []
+    assert world.status("vision/big")["phase"] == "Pending"
+    assert world.status("vision/big")["pendingReason"] == "Unschedulable"
+
+
+async def test_rank_zero_success_finishes_the_job_and_frees_the_rest(world: World) -> None:
+    world.kube.put(GPUJOBS, job("vision/ddp", gpus=4, workers=2))
+    await world.cycle()
+    world.run_pods()
+    rank0 = next(p for p in world.pods() if p["metadata"]["name"].endswith("-0"))
+    rank0["status"] = {"phase": "Succeeded"}
+    await world.cycle()
+    assert world.status("vision/ddp")["phase"] == "Succeeded"
+    assert world.condition("vision/ddp", "Finished") == ("True", "Completed")
+    assert [p["metadata"]["name"] for p in world.pods()] == ["ddp-0-0"]
+
+
+async def test_a_failed_worker_is_retried_then_the_job_fails(world: World) -> None:
+    world.kube.put(GPUJOBS, job("vision/flaky", backoffLimit=1))
+    for attempt in (1, 2):
+        await world.cycle(seconds=600)
+        world.run_pods()
+        (pod,) = [p for p in world.pods() if p["status"]["phase"] == "Running"]
+        pod["status"] = {"phase": "Failed"}
+        await world.cycle()
+        assert world.status("vision/flaky")["failures"] == attempt
+    assert world.status("vision/flaky")["phase"] == "Failed"
+    assert world.condition("vision/flaky", "Finished") == ("True", "BackoffLimitExceeded")
+    counted = [p for p in world.pods() if p["metadata"]["labels"].get("gpupool.io/failure-counted")]
+    assert len(counted) == 2
+
+
+async def test_a_restart_rebuilds_everything_from_pods_and_status(world: World) -> None:
+    world.kube.put(GPUJOBS, job("vision/a"))
+    world.kube.put(GPUJOBS, job("vision/b"))
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    world.restart()
+    world.kube.put(GPUJOBS, job("nlp/bert", gpus=8))
+    world.kube.put(GPUJOBS, job("vision/c", gpus=8))
+    await world.cycle()
+    # No GPU is double-booked: at most 16 GPUs of pods on 2 × 8.
+    held = sum(
+        int(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+        for p in world.pods()
+    )
+    assert held <= 16
+    assert {world.status(k)["restarts"] for k in ("vision/a", "vision/b")} == {0}
+
+
+async def test_a_job_outside_its_teams_namespaces_waits_with_a_reason(world: World) -> None:
+    world.kube.put(GPUJOBS, job("vision/sneaky", team="nlp"))
+    await world.cycle()
+    assert world.pods() == []
+    status = world.status("vision/sneaky")
+    assert status["pendingReason"] == "NamespaceNotInTeam"
+    assert world.condition("vision/sneaky", "Admitted") == ("False", "NamespaceNotInTeam")
+    assert world.events("NamespaceNotInTeam")
+
+
+async def test_a_refused_admission_is_undone_and_requeued(world: World) -> None:
+    world.kube.refuse.add(("pods", "a-0-1"))
+    world.kube.put(GPUJOBS, job("vision/a", gpus=4, workers=2))
+    await world.cycle()
+    assert world.pods() == []
+    assert world.scheduler.cache.assumption(("vision", "a")) is None
+    assert world.events("AdmissionFailed")
+    world.kube.refuse.clear()
+    await world.cycle(seconds=60)
+    assert len(world.pods()) == 2
