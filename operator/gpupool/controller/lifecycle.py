@@ -16,7 +16,7 @@ cleaned up.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gpupool.controller.records import PodRecord
@@ -42,11 +42,12 @@ class Run:
     # newest for their index: they still hold GPUs and must go.
     stale: tuple[PodRecord, ...]
     message: str = ""
+    # Workers of the current run that hold GPUs (not terminal), by index.
+    live: tuple[PodRecord, ...] = field(init=False)
 
-    @property
-    def live(self) -> tuple[PodRecord, ...]:
-        """Workers of the current run that hold GPUs (not terminal)."""
-        return tuple(pod for _, pod in sorted(self.workers.items()) if not pod.terminal)
+    def __post_init__(self) -> None:
+        live = tuple(pod for _, pod in sorted(self.workers.items()) if not pod.terminal)
+        object.__setattr__(self, "live", live)
 
     @property
     def indices(self) -> frozenset[int]:

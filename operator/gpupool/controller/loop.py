@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -177,6 +178,8 @@ class Scheduler:
         self._plan = Plan()
         self._status_tasks: dict[tuple[str, JobKey], asyncio.Task[None]] = {}
         self._status_dirty: set[tuple[str, JobKey]] = set()
+        # Per job: the inputs of its last rendering, and until when that rendering stands.
+        self._rendered: dict[JobKey, tuple[object, float]] = {}
         self.led = False
         self.last: CycleReport = CycleReport()
         self.cycles = 0
@@ -219,10 +222,13 @@ class Scheduler:
         record = self.sources.job(key)
         if view is None or record is None or record.uid != view.record.uid:
             return None
-        try:
-            current = GPUJobStatus.model_validate(stored)
-        except ValueError:
-            current = GPUJobStatus()
+        if stored is record.raw_status:
+            current = record.status
+        else:
+            try:
+                current = GPUJobStatus.model_validate(stored)
+            except ValueError:
+                current = GPUJobStatus()
         desired = render_job_status(
             view,
             current,
@@ -250,6 +256,11 @@ class Scheduler:
                     continue
                 try:
                     await self.cycle()
+                    if self.cycles == 1:
+                        # The indexes now hold the whole cluster: move those objects out of
+                        # the collector's reach, or every full collection walks all of
+                        # them (with 10,000 jobs, a third of each cycle went there).
+                        gc.freeze()
                 except Exception:
                     logger.exception("scheduling cycle failed; retried on the next trigger")
                     await asyncio.sleep(1.0)
@@ -593,15 +604,62 @@ class Scheduler:
     # --- step 8: status -------------------------------------------------------------------
 
     def _write_statuses(self, observation: Observation, when: datetime) -> None:
-        """Queue a write for every job whose rendering differs from what is stored."""
+        """Queue a write for every job whose rendering differs from what is stored.
+
+        Rendering 10,000 statuses every cycle would dominate the loop, so a job is
+        rendered again only when an input of its status changed (or, when a minor change
+        was held back, once the hold-back interval has passed).
+        """
+        now = self.clock.monotonic()
         for key, view in observation.views.items():
             record = view.record
+            fingerprint = self._fingerprint(view)
+            last = self._rendered.get(key)
+            if last is not None and last[0] == fingerprint and now < last[1]:
+                continue
             _, stored = self.writer.stored("job", key, record.raw_status, record.resource_version)
             desired = self._render_job(key, stored)
             if desired is not None and _differs(stored, desired):
                 self._schedule_status("job", key)
+                self._rendered[key] = (fingerprint, now + self.writer.minor_interval)
+            else:
+                self._rendered[key] = (fingerprint, float("inf"))
+        for key in [key for key in self._rendered if key not in observation.views]:
+            del self._rendered[key]
         for name in observation.teams:
             self._schedule_status("team", ("", name))
+
+    def _fingerprint(self, view: JobView) -> object:
+        """Everything a job's status is rendered from (time aside)."""
+        ledger = view.ledger
+        pending = self._pending.get(view.id)
+        return (
+            view.record.resource_version,
+            view.state,
+            view.blocker,
+            view.backing_off,
+            view.team,
+            view.priority,
+            view.utilization,
+            tuple((pod.name, pod.phase, pod.node) for pod in view.run.live),
+            len(view.workers),
+            view.run.state,
+            pending,
+            self._idle.get(view.key),
+            (
+                ledger.incarnation,
+                ledger.preemptions,
+                ledger.failures,
+                ledger.last_checkpoint,
+                ledger.admitted_at,
+                ledger.started_at,
+                ledger.finished_at,
+                ledger.outcome,
+                ledger.eviction,
+                ledger.requeued,
+                ledger.idle_since,
+            ),
+        )
 
     def _schedule_status(self, kind: str, key: JobKey) -> None:
         slot = (kind, key)

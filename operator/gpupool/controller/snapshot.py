@@ -251,7 +251,9 @@ def _lost_workers(
     expected = cache.expected(view.key)
     if expected is not None and expected[0] == run.incarnation:
         missing = sorted(expected[1] - run.indices)
-        pending = {worker.index for worker in cache.unseen(view.key, _seen(run))}
+        pending = (
+            {worker.index for worker in cache.unseen(view.key, _seen(run))} if missing else set()
+        )
         vanished = [index for index in missing if index not in pending]
         if vanished:
             notes.append(f"worker(s) {vanished} vanished")

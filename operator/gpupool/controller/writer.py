@@ -58,7 +58,7 @@ class StatusWriter:
     ) -> None:
         self._client = client
         self._concurrency = concurrency
-        self._minor_interval = minor_interval
+        self.minor_interval = minor_interval
         self._monotonic = monotonic
         self._locks: dict[tuple[str, ObjectKey], asyncio.Lock] = {}
         self._written: dict[tuple[str, ObjectKey], tuple[str, Mapping[str, Any]]] = {}
@@ -127,7 +127,7 @@ class StatusWriter:
             if (
                 not force
                 and is_minor(patch, stored, minor)
-                and now - self._last_write.get((kind, key), -1e18) < self._minor_interval
+                and now - self._last_write.get((kind, key), -1e18) < self.minor_interval
             ):
                 return True
             try:
