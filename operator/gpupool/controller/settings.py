@@ -58,6 +58,9 @@ class OperatorConfig:
     # How long a dead peer's record blocks a standby (kopf's peer lifetime).
     peering_lifetime_seconds: int = 15
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gpupool-operator"))
+    # Label selector of the Nodes gpupool schedules onto ("" = every node with GPUs), so
+    # several pools (or several test runs) can share one cluster.
+    node_selector: str = ""
     # None: in-cluster credentials, else $KUBECONFIG / ~/.kube/config.
     kubeconfig: str | None = None
 
@@ -86,6 +89,8 @@ class OperatorConfig:
         ):
             if env.get(key):
                 values[name] = kind(env[key])
+        if env.get("GPUPOOL_NODE_SELECTOR"):
+            values["node_selector"] = env["GPUPOOL_NODE_SELECTOR"]
         if env.get("KUBECONFIG"):
             values["kubeconfig"] = env["KUBECONFIG"]
         return cls(**values)
@@ -104,6 +109,8 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     """
     settings.queueing.worker_limit = None
     settings.watching.label_selectors["v1", "pods"] = POD_SELECTOR
+    if config.node_selector:
+        settings.watching.label_selectors["v1", "nodes"] = config.node_selector
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
