@@ -50,6 +50,8 @@ class OperatorConfig:
     retry_max_seconds: float = 300.0
     # Anti-thrash: the planner never preempts a job younger than this.
     min_runtime_seconds: float = 300.0
+    # At most this many pending jobs start new preemptions per cycle (bounds disruption).
+    max_preemptors_per_cycle: int = 32
     # Half-life of the decayed usage that breaks fair-share ties.
     usage_half_life_hours: float = 24.0
     # Peering: "" runs standalone (one instance, no leader election).
@@ -69,7 +71,10 @@ class OperatorConfig:
         return not self.peering_name
 
     def planner_config(self) -> PlannerConfig:
-        return PlannerConfig(min_runtime_seconds=self.min_runtime_seconds)
+        return PlannerConfig(
+            min_runtime_seconds=self.min_runtime_seconds,
+            max_preemptors_per_cycle=self.max_preemptors_per_cycle,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -86,6 +91,7 @@ class OperatorConfig:
             ("api_concurrency", "GPUPOOL_API_CONCURRENCY", int),
             ("priority", "GPUPOOL_PEERING_PRIORITY", int),
             ("min_runtime_seconds", "GPUPOOL_MIN_RUNTIME_SECONDS", float),
+            ("max_preemptors_per_cycle", "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE", int),
         ):
             if env.get(key):
                 values[name] = kind(env[key])

@@ -1,0 +1,339 @@
+"""`gpupool bench e2e`: the operator end to end on a real API server with fake GPU nodes.
+
+1. 500 kwok nodes × 8 GPUs; 4,000 single-GPU GPUJobs of team `batch` (guaranteed 2,000,
+   so it borrows the other 2,000) created at once → seconds until all are Running.
+2. Team `prod` (guaranteed 2,000) submits 2,000 jobs → 2,000 batch jobs are checkpointed
+   (httpPost hooks that answer at once) and requeued → seconds until all prod jobs run.
+3. 4,000 more pending jobs (10,000 GPUJobs in all) → the operator's resident memory.
+
+Goals: < 60 s for each phase, < 300 MB RSS. The operator runs as a subprocess
+(`gpupool operator --standalone`), restricted to the benchmark's nodes by label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from aiohttp import web
+
+from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
+from gpupool.k8s import GPUJOBS, NAMESPACES, NODES, TEAMQUOTAS, ApiError, KubeClient
+
+JSON = dict[str, Any]
+POOL_LABEL = "gpupool.io/pool"
+
+
+@dataclass
+class Figures:
+    nodes: int
+    gpus_per_node: int
+    jobs: int
+    reclaim_jobs: int
+    seconds_until_all_running: float | None = None
+    seconds_until_reclaimed_jobs_run: float | None = None
+    preempted: int = 0
+    rss_mb_with_jobs: float | None = None
+    total_jobs: int = 0
+    goals: dict[str, bool] = field(default_factory=dict)
+
+
+async def _bounded(concurrency: int, calls: list[Callable[[], Awaitable[Any]]]) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> None:
+        async with semaphore:
+            for attempt in range(5):
+                try:
+                    await call()
+                    return
+                except ApiError as error:
+                    if error.conflict:
+                        return
+                    if not error.retryable or attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5 * 2**attempt)
+
+    await asyncio.gather(*(one(call) for call in calls))
+
+
+def _node(name: str, gpus: int, pool: str) -> JSON:
+    capacity = {"nvidia.com/gpu": str(gpus), "cpu": "96", "memory": "1Ti", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {POOL_LABEL: pool, "type": "kwok"},
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+        },
+        "spec": {
+            "taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]
+        },
+        "status": {"capacity": capacity, "allocatable": capacity},
+    }
+
+
+def _job(name: str, namespace: str, address: str) -> JSON:
+    return {
+        "apiVersion": "gpupool.io/v1alpha1",
+        "kind": "GPUJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "gpusPerWorker": 1,
+            "workers": 1,
+            "checkpoint": {
+                "mode": "httpPost",
+                "timeoutSeconds": 30,
+                "httpPost": {"port": 8080, "path": "/checkpoint"},
+            },
+            "template": {
+                "metadata": {"annotations": {CHECKPOINT_ADDRESS_ANNOTATION: address}},
+                "spec": {"containers": [{"name": "train", "image": "train:latest"}]},
+            },
+        },
+    }
+
+
+async def _running(client: KubeClient, namespace: str) -> tuple[int, int]:
+    listing = await client.list(GPUJOBS, namespace)
+    items = listing.get("items") or ()
+    running = sum(1 for job in items if (job.get("status") or {}).get("phase") == "Running")
+    return running, len(items)
+
+
+async def _wait_running(
+    client: KubeClient, namespace: str, count: int, timeout: float, started: float
+) -> float | None:
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        try:
+            running, _ = await _running(client, namespace)
+        except ApiError:
+            running = 0
+        if running >= count:
+            return time.monotonic() - started
+        await asyncio.sleep(1.0)
+    return None
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class _Hooks:
+    """The batch jobs' checkpoint endpoint: answers at once."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/checkpoint", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self.runner, sock).start()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls += 1
+        return web.json_response({"checkpoint": f"s3://bench/{body.get('pod')}/{self.calls}"})
+
+
+async def run_e2e(
+    kubeconfig: str,
+    *,
+    nodes: int,
+    gpus_per_node: int,
+    jobs: int,
+    reclaim_jobs: int,
+    total_jobs: int,
+    timeout: float,
+    log: Path,
+) -> Figures:
+    figures = Figures(nodes, gpus_per_node, jobs, reclaim_jobs, total_jobs=total_jobs)
+    run = uuid.uuid4().hex[:6]
+    pool = f"bench-{run}"
+    batch, prod = f"batch-{run}", f"prod-{run}"
+    hooks = _Hooks()
+    await hooks.start()
+    operator: subprocess.Popen[bytes] | None = None
+    async with KubeClient.from_kubeconfig(kubeconfig) as client:
+        try:
+            node_names = [f"{pool}-{i:04d}" for i in range(nodes)]
+            await _bounded(
+                32,
+                [
+                    functools.partial(client.create, NODES, _node(name, gpus_per_node, pool))
+                    for name in node_names
+                ],
+            )
+            for team in (batch, prod):
+                await client.create(
+                    NAMESPACES,
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": team}},
+                )
+                await client.create(
+                    TEAMQUOTAS,
+                    {
+                        "apiVersion": "gpupool.io/v1alpha1",
+                        "kind": "TeamQuota",
+                        "metadata": {"name": team},
+                        "spec": {"namespaces": [team], "guaranteedGPUs": reclaim_jobs},
+                    },
+                )
+            env = {
+                **os.environ,
+                "KUBECONFIG": kubeconfig,
+                "GPUPOOL_NODE_SELECTOR": f"{POOL_LABEL}={pool}",
+                "GPUPOOL_MIN_RUNTIME_SECONDS": "0",
+                "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE": str(max(32, reclaim_jobs)),
+            }
+            with log.open("ab") as out:
+                operator = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from gpupool.cli import main; main()",
+                        "operator",
+                        "--standalone",
+                    ],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            await asyncio.sleep(3.0)
+            address = f"127.0.0.1:{hooks.port}"
+
+            # Phase 1: everyone at once.
+            started = time.monotonic()
+            await _bounded(
+                64,
+                [
+                    functools.partial(
+                        client.create, GPUJOBS, _job(f"j{i:05d}", batch, address), batch
+                    )
+                    for i in range(jobs)
+                ],
+            )
+            figures.seconds_until_all_running = await _wait_running(
+                client, batch, jobs, timeout, started
+            )
+
+            # Phase 2: the owner claims its guarantee back.
+            started = time.monotonic()
+            await _bounded(
+                64,
+                [
+                    functools.partial(
+                        client.create, GPUJOBS, _job(f"p{i:05d}", prod, address), prod
+                    )
+                    for i in range(reclaim_jobs)
+                ],
+            )
+            figures.seconds_until_reclaimed_jobs_run = await _wait_running(
+                client, prod, reclaim_jobs, timeout, started
+            )
+            figures.preempted = hooks.calls
+
+            # Phase 3: memory with many GPUJobs (the rest stay pending).
+            extra = max(0, total_jobs - jobs - reclaim_jobs)
+            await _bounded(
+                64,
+                [
+                    functools.partial(
+                        client.create, GPUJOBS, _job(f"x{i:05d}", batch, address), batch
+                    )
+                    for i in range(extra)
+                ],
+            )
+            await asyncio.sleep(15.0)
+            figures.rss_mb_with_jobs = _rss_mb(operator.pid)
+        finally:
+            if operator is not None and operator.poll() is None:
+                operator.send_signal(signal.SIGTERM)
+                try:
+                    operator.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    operator.kill()
+            for team in (batch, prod):
+                with contextlib.suppress(ApiError):
+                    await client.delete(TEAMQUOTAS, team)
+                with contextlib.suppress(ApiError):
+                    await client.delete(NAMESPACES, team)
+            await _bounded(
+                32,
+                [functools.partial(client.delete, NODES, f"{pool}-{i:04d}") for i in range(nodes)],
+            )
+            if hooks.runner is not None:
+                await hooks.runner.cleanup()
+    figures.goals = {
+        "all_running_under_60s": (figures.seconds_until_all_running or 1e9) < 60,
+        "reclaimed_under_60s": (figures.seconds_until_reclaimed_jobs_run or 1e9) < 60,
+        "rss_under_300mb": (figures.rss_mb_with_jobs or 1e9) < 300,
+    }
+    return figures
+
+
+def e2e_bench(
+    kubeconfig: str = typer.Option(
+        "", help="Cluster to run on ('' = $KUBECONFIG, else start the local control plane)."
+    ),
+    nodes: int = typer.Option(500, help="Fake GPU nodes."),
+    gpus_per_node: int = typer.Option(8),
+    jobs: int = typer.Option(4000, help="Single-GPU jobs created at once (phase 1)."),
+    reclaim_jobs: int = typer.Option(2000, help="The owning team's jobs (phase 2)."),
+    total_jobs: int = typer.Option(10000, help="GPUJobs in all for the memory figure."),
+    timeout: float = typer.Option(300, help="Give up on a phase after this many seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The operator end to end: admission burst, reclaim burst, memory."""
+    path = kubeconfig or os.environ.get("KUBECONFIG", "")
+    log = Path(tempfile.gettempdir()) / f"gpupool-bench-e2e-{os.getpid()}.log"
+    if not path:
+        typer.echo("no cluster: pass --kubeconfig or set KUBECONFIG", err=True)
+        raise typer.Exit(2)
+    figures = asyncio.run(
+        run_e2e(
+            path,
+            nodes=nodes,
+            gpus_per_node=gpus_per_node,
+            jobs=jobs,
+            reclaim_jobs=reclaim_jobs,
+            total_jobs=total_jobs,
+            timeout=timeout,
+            log=log,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(asdict(figures) | {"operator_log": str(log)}, indent=2))
+    else:
+        for key, value in asdict(figures).items():
+            typer.echo(f"{key:34} {value}")
+        typer.echo(f"{'operator_log':34} {log}")

@@ -1,0 +1,480 @@
+"""What the operator's integration tests share: a pool of fake GPU nodes, teams, jobs, a
+checkpoint endpoint, the operator as a subprocess, and bounded waits.
+
+Every test gets its own pool: kwok nodes labelled `gpupool.io/pool=<id>`, and an operator
+started with that node selector, so tests never see each other's (or the fixture's)
+capacity. Every wait polls with a timeout; every process and object is cleaned up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
+from gpupool.k8s import (
+    EVENTS,
+    GPUJOBS,
+    GPUNODES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    TEAMQUOTAS,
+    ApiError,
+    KubeClient,
+)
+
+JSON = dict[str, Any]
+T = TypeVar("T")
+
+POOL_LABEL = "gpupool.io/pool"
+
+
+async def wait_for(
+    what: str,
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.25,
+) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = await probe()
+        except ApiError as error:
+            if not (error.retryable or error.not_found):
+                raise
+            last = None
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+class CheckpointServer:
+    """The workers' checkpoint endpoint (httpPost hooks), on loopback.
+
+    Each POST answers `{"checkpoint": "<prefix>/<pod>/step-<n>"}`, after `delay` seconds.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[JSON] = []
+        self.delay = 0.0
+        self.fail = False
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/checkpoint", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls.append(body)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail:
+            return web.Response(status=500, text="cannot save")
+        location = f"s3://ckpt/{body['namespace']}/{body['job']}/step-{len(self.calls)}"
+        return web.json_response({"checkpoint": location})
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class OperatorProcess:
+    """`gpupool operator` in a subprocess, logging to a file."""
+
+    kubeconfig: str
+    node_selector: str
+    log: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "GPUPOOL_NODE_SELECTOR": self.node_selector,
+            "GPUPOOL_MIN_RUNTIME_SECONDS": "0",
+            "GPUPOOL_TICK_SECONDS": "1",
+            "GPUPOOL_DEBOUNCE_SECONDS": "0.2",
+            **self.extra_env,
+        }
+        argv = [
+            sys.executable,
+            "-c",
+            "from gpupool.cli import main; main()",
+            "operator",
+            "--standalone",
+            "--kubeconfig",
+            self.kubeconfig,
+        ]
+        with self.log.open("ab") as out:
+            out.write(f"\n===== start {time.strftime('%X')} =====\n".encode())
+            self.process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind, as when a node dies."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Pool:
+    """One test's slice of the cluster: nodes, teams, namespaces, jobs."""
+
+    def __init__(self, kube: KubeClient, checkpoints: CheckpointServer) -> None:
+        self.kube = kube
+        self.id = uuid.uuid4().hex[:6]
+        self.checkpoints = checkpoints
+        self.nodes: list[str] = []
+        self.teams: list[str] = []
+        self.namespaces: list[str] = []
+
+    @property
+    def selector(self) -> str:
+        return f"{POOL_LABEL}={self.id}"
+
+    def name(self, base: str) -> str:
+        return f"{base}-{self.id}"
+
+    # --- objects --------------------------------------------------------------------------
+
+    async def add_nodes(
+        self, count: int, gpus: int = 8, *, rack: str | None = None, prefix: str = "gpu"
+    ) -> list[str]:
+        names = []
+        for _ in range(count):
+            name = self.name(f"{prefix}{len(self.nodes)}")
+            labels = {POOL_LABEL: self.id, "type": "kwok"}
+            if rack is not None:
+                labels["gpupool.io/rack"] = rack
+            await self.kube.create(NODES, fake_node(name, gpus, labels))
+            self.nodes.append(name)
+            names.append(name)
+        for name in names:
+            await wait_for(f"node {name} Ready", lambda n=name: self.node_ready(n))  # type: ignore[misc]
+        return names
+
+    async def node_ready(self, name: str) -> bool:
+        node = await self.kube.get(NODES, name)
+        conditions = (node.get("status") or {}).get("conditions") or ()
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    async def add_team(
+        self, base: str, guaranteed: int, *, max_gpus: int | None = None, **spec: Any
+    ) -> tuple[str, str]:
+        """A TeamQuota and its namespace; returns (team, namespace)."""
+        team = self.name(base)
+        namespace = team
+        await self.kube.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        self.namespaces.append(namespace)
+        body: JSON = {"namespaces": [namespace], "guaranteedGPUs": guaranteed, **spec}
+        if max_gpus is not None:
+            body["maxGPUs"] = max_gpus
+        await self.kube.create(
+            TEAMQUOTAS,
+            {
+                "apiVersion": "gpupool.io/v1alpha1",
+                "kind": "TeamQuota",
+                "metadata": {"name": team},
+                "spec": body,
+            },
+        )
+        self.teams.append(team)
+        return team, namespace
+
+    async def add_namespace(self, base: str) -> str:
+        namespace = self.name(base)
+        await self.kube.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        self.namespaces.append(namespace)
+        return namespace
+
+    async def submit(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        gpus: int = 8,
+        workers: int | None = 1,
+        hook: bool = True,
+        hook_timeout: int = 20,
+        **spec: Any,
+    ) -> JSON:
+        template: JSON = {
+            "metadata": {"annotations": {CHECKPOINT_ADDRESS_ANNOTATION: self.checkpoints.address}},
+            "spec": {"containers": [{"name": "train", "image": "train:latest"}]},
+        }
+        body: JSON = {"gpusPerWorker": gpus, "template": template, **spec}
+        if workers is not None and "minWorkers" not in spec:
+            body["workers"] = workers
+        if hook:
+            body["checkpoint"] = {
+                "mode": "httpPost",
+                "timeoutSeconds": hook_timeout,
+                "httpPost": {"port": 8080, "path": "/checkpoint"},
+            }
+        created: JSON = await self.kube.create(
+            GPUJOBS,
+            {
+                "apiVersion": "gpupool.io/v1alpha1",
+                "kind": "GPUJob",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": body,
+            },
+            namespace,
+        )
+        return created
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def job(self, namespace: str, name: str) -> JSON:
+        job: JSON = await self.kube.get(GPUJOBS, name, namespace)
+        return job
+
+    async def status(self, namespace: str, name: str) -> JSON:
+        status: JSON = (await self.job(namespace, name)).get("status") or {}
+        return status
+
+    async def phase(self, namespace: str, name: str) -> str:
+        return str((await self.status(namespace, name)).get("phase", ""))
+
+    async def wait_phase(
+        self, namespace: str, name: str, phase: str, *, timeout: float = 30.0
+    ) -> JSON:
+        async def probe() -> JSON | None:
+            status = await self.status(namespace, name)
+            return status if status.get("phase") == phase else None
+
+        return await wait_for(f"{namespace}/{name} {phase}", probe, timeout=timeout)
+
+    async def pods(self, namespace: str | None = None, *, live: bool = True) -> list[JSON]:
+        namespaces = [namespace] if namespace else self.namespaces
+        found: list[JSON] = []
+        for ns in namespaces:
+            listing = await self.kube.list(
+                PODS, ns, label_selector="app.kubernetes.io/managed-by=gpupool"
+            )
+            for pod in listing["items"]:
+                phase = (pod.get("status") or {}).get("phase")
+                if not live or phase not in ("Succeeded", "Failed"):
+                    found.append(pod)
+        return found
+
+    async def job_pods(self, namespace: str, name: str) -> list[JSON]:
+        return [
+            pod
+            for pod in await self.pods(namespace)
+            if any(ref.get("name") == name for ref in pod["metadata"].get("ownerReferences", ()))
+        ]
+
+    async def gpus_by_node(self) -> dict[str, int]:
+        """GPUs requested by live gpupool pods, per node (what must never exceed capacity)."""
+        held: dict[str, int] = {}
+        for pod in await self.pods():
+            node = pod["spec"].get("nodeName")
+            gpus = sum(
+                int((c.get("resources") or {}).get("limits", {}).get("nvidia.com/gpu", 0))
+                for c in pod["spec"]["containers"]
+            )
+            held[node] = held.get(node, 0) + gpus
+        return held
+
+    async def events(self, namespace: str, name: str, reason: str | None = None) -> list[JSON]:
+        listing = await self.kube.list(EVENTS, namespace)
+        return [
+            event
+            for event in listing["items"]
+            if event.get("regarding", {}).get("name") == name
+            and (reason is None or event.get("reason") == reason)
+        ]
+
+    async def set_gpunode(
+        self,
+        node: str,
+        gpus: int,
+        *,
+        users: dict[int, str],
+        utilization: float,
+        unhealthy: dict[int, str] | None = None,
+    ) -> None:
+        """Write a GPUNode as the node's agent would (GPU index -> "namespace/pod")."""
+        devices = []
+        for index in range(gpus):
+            device: JSON = {
+                "index": index,
+                "healthy": index not in (unhealthy or {}),
+                "healthReason": (unhealthy or {}).get(index, ""),
+                "utilization": utilization,
+                "utilization1m": utilization,
+                "utilization5m": utilization,
+                "utilization15m": utilization,
+            }
+            if index in users:
+                namespace, _, pod = users[index].partition("/")
+                device["pod"] = {"namespace": namespace, "name": pod}
+            devices.append(device)
+        status = {"gpuCount": gpus, "reporting": True, "backend": "fake", "gpus": devices}
+        try:
+            await self.kube.get(GPUNODES, node)
+        except ApiError as error:
+            if not error.not_found:
+                raise
+            await self.kube.create(
+                GPUNODES,
+                {
+                    "apiVersion": "gpupool.io/v1alpha1",
+                    "kind": "GPUNode",
+                    "metadata": {"name": node},
+                    "spec": {"nodeName": node},
+                },
+            )
+        await self.kube.patch_status(GPUNODES, node, status)
+
+    async def mark_not_ready(self, node: str) -> None:
+        """Take the node away from kwok (no more heartbeats) and report it NotReady."""
+        await self.kube.patch(
+            NODES, node, {"metadata": {"annotations": {"kwok.x-k8s.io/node": "unmanaged"}}}
+        )
+        body = await self.kube.get(NODES, node)
+        conditions = [
+            {**c, "status": "Unknown", "reason": "NodeStatusUnknown", "message": "test"}
+            if c.get("type") == "Ready"
+            else c
+            for c in (body.get("status") or {}).get("conditions") or ()
+        ]
+        await self.kube.patch_status(NODES, node, {"conditions": conditions})
+
+    # --- clean-up -------------------------------------------------------------------------
+
+    async def cleanup(self) -> None:
+        for namespace in self.namespaces:
+            with contextlib.suppress(ApiError):
+                listing = await self.kube.list(GPUJOBS, namespace)
+                for job in listing["items"]:
+                    await self.kube.delete(GPUJOBS, job["metadata"]["name"], namespace)
+                pods = await self.kube.list(PODS, namespace)
+                for pod in pods["items"]:
+                    await self.kube.delete(
+                        PODS, pod["metadata"]["name"], namespace, grace_period_seconds=0
+                    )
+            with contextlib.suppress(ApiError):
+                await self.kube.delete(NAMESPACES, namespace)
+        for team in self.teams:
+            with contextlib.suppress(ApiError):
+                await self.kube.delete(TEAMQUOTAS, team)
+        for node in self.nodes:
+            with contextlib.suppress(ApiError):
+                await self.kube.delete(GPUNODES, node)
+            with contextlib.suppress(ApiError):
+                await self.kube.delete(NODES, node)
+
+
+def fake_node(name: str, gpus: int, labels: dict[str, str]) -> JSON:
+    """A kwok-managed node advertising `gpus` nvidia.com/gpu."""
+    capacity = {"nvidia.com/gpu": str(gpus), "cpu": "96", "memory": "1Ti", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {
+            "taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]
+        },
+        "status": {"capacity": capacity, "allocatable": capacity},
+    }
+
+
+def env_of(pod: JSON) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0].get("env", ())}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=1, default=str)[:4000]
+
+
+class CapacityMonitor:
+    """Samples the GPUs held on every node in the background: none may ever be over-booked."""
+
+    def __init__(self, pool: Pool, capacity: int) -> None:
+        self.pool = pool
+        self.capacity = capacity
+        self.worst: dict[str, int] = {}
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> CapacityMonitor:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.check()
+
+    async def _sample(self) -> None:
+        while True:
+            with contextlib.suppress(ApiError):
+                for node, gpus in (await self.pool.gpus_by_node()).items():
+                    self.worst[node] = max(self.worst.get(node, 0), gpus)
+                self.samples += 1
+            await asyncio.sleep(0.2)
+
+    def check(self) -> None:
+        over = {node: gpus for node, gpus in self.worst.items() if gpus > self.capacity}
+        assert not over, f"GPUs double-booked (capacity {self.capacity}/node): {over}"
