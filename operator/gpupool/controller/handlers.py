@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
 from gpupool.api import API_GROUP, API_VERSION
 from gpupool.controller.leadership import is_leader
 from gpupool.controller.loop import LeadershipLost, Scheduler
+from gpupool.controller.metrics import REGISTRY
 from gpupool.controller.records import (
     GPUNodeRecord,
     JobKey,
@@ -234,6 +236,9 @@ class Runtime:
         return is_leader(peers, self.config.priority, datetime.now(UTC))
 
     def start(self) -> None:
+        if self.config.metrics_port:
+            # prometheus_client serves from its own thread: nothing blocks the event loop.
+            start_http_server(self.config.metrics_port, registry=REGISTRY)
         self.task = asyncio.create_task(self._run(), name="gpupool scheduling loop")
 
     async def _run(self) -> None:

@@ -353,8 +353,11 @@ class Scheduler:
     # --- step 2: housekeeping -------------------------------------------------------------
 
     def _housekeep(self, indexed: Indexed) -> None:
-        """Forget deleted jobs (their pods go with them: garbage collection)."""
+        """Forget deleted jobs (their pods go with them: garbage collection), and
+        admissions whose pods never appeared."""
         self.ledgers.retain({record.uid for record in indexed.jobs.values()})
+        for key in self.cache.expire(self.clock.now()):
+            logger.warning("the pods admitted for %s/%s never appeared; forgotten", *key)
         busy = self.executor.busy()
         for key in self.cache.jobs() - set(indexed.jobs) - busy:
             self.cache.drop(key)

@@ -41,8 +41,10 @@ class OperatorConfig:
     # Concurrent API calls of the executor (pod creation, deletion, status patches).
     api_concurrency: int = 64
     # An admission is assumed to occupy its GPUs until its pods show up in the index; one
-    # whose pods never appear (lost create, crash of the API call) is forgotten after this.
-    assume_ttl_seconds: float = 60.0
+    # whose pods never appear (deleted at once by someone else) is forgotten this long
+    # after they were created. Generous: forgetting it while the watch merely lags would
+    # let the GPUs be given away twice.
+    assume_ttl_seconds: float = 300.0
     # Grace for the pods of a job being deleted after a hook (the hook already had its time).
     eviction_grace_seconds: int = 5
     # Retry of a job whose worker failed: base * 2**(failures-1), capped.
@@ -63,6 +65,8 @@ class OperatorConfig:
     # Label selector of the Nodes gpupool schedules onto ("" = every node with GPUs), so
     # several pools (or several test runs) can share one cluster.
     node_selector: str = ""
+    # Prometheus /metrics on this port (0: not served).
+    metrics_port: int = 0
     # None: in-cluster credentials, else $KUBECONFIG / ~/.kube/config.
     kubeconfig: str | None = None
 
@@ -92,6 +96,7 @@ class OperatorConfig:
             ("priority", "GPUPOOL_PEERING_PRIORITY", int),
             ("min_runtime_seconds", "GPUPOOL_MIN_RUNTIME_SECONDS", float),
             ("max_preemptors_per_cycle", "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE", int),
+            ("metrics_port", "GPUPOOL_METRICS_PORT", int),
         ):
             if env.get(key):
                 values[name] = kind(env[key])
@@ -120,7 +125,9 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.networking.error_backoffs = (0.5, 1, 2, 3, 5)
+    # A restarting API server answers 5xx for a while; kopf gives a watch up (and the
+    # operator stops) once these are exhausted, so they cover a minute and a half.
+    settings.networking.error_backoffs = (0.5, 1, 2, 3, 5, 8, 13, 21, 34)
     settings.peering.clusterwide = True
     if config.standalone:
         settings.peering.standalone = True
