@@ -38,11 +38,11 @@ def run(
         changes["priority"] = priority
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
     handlers.use_config(config)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     kopf.configure(verbose=verbose)
+    if not verbose:
+        # kopf reports every handler call on every event at INFO; the indexes and kicks
+        # run for each of thousands of objects, so only their failures are worth a line.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             clusterwide=True,

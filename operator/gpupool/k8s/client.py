@@ -107,7 +107,10 @@ class KubeClient:
         headers = {"Accept": "application/json"}
         if self.configuration.refresh_api_key_hook is not None:
             self.configuration.refresh_api_key_hook(self.configuration)
-        token = self.configuration.get_api_key_with_prefix("authorization")
+        # kubernetes>=30 keeps kubeconfig and in-cluster tokens under "BearerToken".
+        token = self.configuration.get_api_key_with_prefix(
+            "authorization"
+        ) or self.configuration.get_api_key_with_prefix("BearerToken")
         if token:
             headers["Authorization"] = token
         return headers
