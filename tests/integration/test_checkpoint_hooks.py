@@ -25,13 +25,14 @@ from aiohttp import web
 from gpupool.api import GPUJobSpec
 from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION, request_checkpoint
 from gpupool.controller.manifests import worker_pod
-from gpupool.k8s import NAMESPACES, NODES, PODS, ApiError, KubeClient
+from gpupool.k8s import NAMESPACES, NODES, PODS, ApiError, KubeClient, Resource
 
 pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
 FAKE_CHECKPOINT_ANNOTATION = "gpupool.io/fake-checkpoint"
 KWOK_STAGES = "/apis/kwok.x-k8s.io/v1alpha1/stages"
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 
 
 @pytest.fixture
@@ -48,6 +49,17 @@ async def namespace(client: KubeClient) -> AsyncIterator[str]:
     await client.create(
         NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     )
+    # Pods need the namespace's default ServiceAccount, which kube-controller-manager
+    # creates a moment after the namespace: create it now instead of racing it.
+    try:
+        await client.create(
+            SERVICE_ACCOUNTS,
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+            name,
+        )
+    except ApiError as error:
+        if not error.conflict:
+            raise
     yield name
     pods = await client.list(PODS, name)
     for pod in pods["items"]:
