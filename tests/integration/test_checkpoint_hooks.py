@@ -1,6 +1,7 @@
 """The checkpoint hook protocol against a real API server.
 
-Runs on the cluster named by KUBECONFIG (the local control plane or any other).
+Runs on the session's cluster (the `kubeconfig` fixture) or else the one named by
+KUBECONFIG (the local control plane, kind, any other).
 The worker pods are bound to a GPU node that no kubelet (and no kwok) runs, so the
 test itself plays the kubelet: after gpupool's graceful delete it writes the
 container's terminated state through the `pods/status` subresource, exactly as a
@@ -36,10 +37,20 @@ SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[KubeClient]:
-    if not os.environ.get("KUBECONFIG"):
-        pytest.skip("KUBECONFIG names no cluster")
-    async with KubeClient.from_kubeconfig(os.environ["KUBECONFIG"]) as kube:
+def kubeconfig_path(request: pytest.FixtureRequest) -> str:
+    """The session's cluster (a `kubeconfig` fixture, when tests/conftest.py has one)."""
+    try:
+        return str(request.getfixturevalue("kubeconfig"))
+    except pytest.FixtureLookupError:
+        path = os.environ.get("KUBECONFIG")
+        if not path:
+            pytest.skip("KUBECONFIG names no cluster")
+        return path
+
+
+@pytest.fixture
+async def client(kubeconfig_path: str) -> AsyncIterator[KubeClient]:
+    async with KubeClient.from_kubeconfig(kubeconfig_path) as kube:
         yield kube
 
 
