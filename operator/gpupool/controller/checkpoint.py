@@ -13,6 +13,9 @@ worker pods deleted (or being deleted): the hook has its time, no more. Modes:
   fails, it falls back to listing every 0.5 s. The wait ends when a location shows
   up (worker 0's when several arrive together), when every worker pod is gone, or at
   the deadline plus a short margin for the kubelet to report the final status.
+  A watch holds one of the API client's connections for the whole hook, so at most
+  `MAX_CONCURRENT_WATCHES` hooks watch at once; in a larger reclaim burst the others
+  list instead (the operator's own pod index still sees a message a list misses).
 - `httpPost`: POST `http://<podIP>:<port><path>` to every worker at once, each with
   what is left of the timeout; the JSON reply `{"checkpoint": "<location>"}` of
   worker 0, or else of the first worker that answered, is the location. Then the pods
@@ -60,6 +63,9 @@ POLL_INTERVAL_S = 0.5
 DEADLINE_MARGIN_S = 5.0
 GRACE_AFTER_SAVED_S = 5
 GRACE_AFTER_FAILED_HOOK_S = 30
+# Well below the client's connection pool (64), which admissions and status need too.
+MAX_CONCURRENT_WATCHES = 16
+_watches_open = 0
 
 
 @dataclass(frozen=True)
@@ -329,8 +335,10 @@ async def _signal(
         version = await _list_into(client, namespace, selector, workers)
     except ApiError as error:
         list_error = f"listing pods failed: {error}"
+    global _watches_open
     watcher: asyncio.Task[None] | None = None
-    if version is not None:
+    if version is not None and _watches_open < MAX_CONCURRENT_WATCHES:
+        _watches_open += 1
         watcher = asyncio.create_task(
             _watch(client, namespace, selector, version, math.ceil(give_up - now()) + 1, workers)
         )
@@ -366,6 +374,7 @@ async def _signal(
         )
     finally:
         if watcher is not None:
+            _watches_open -= 1
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from gpupool.api import CheckpointHook
+from gpupool.controller import checkpoint
 from gpupool.controller.checkpoint import (
     CHECKPOINT_ADDRESS_ANNOTATION,
     DEADLINE_MARGIN_S,
@@ -300,6 +301,47 @@ async def test_signal_falls_back_to_listing_when_the_watch_fails(
     outcome = await run(api, clock, pods)
     assert (outcome.outcome, outcome.location) == ("succeeded", "/ckpt/listed")
     assert api.list_calls > 1
+
+
+async def test_signal_lists_when_too_many_hooks_watch_already(
+    api: FakePods, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint, "MAX_CONCURRENT_WATCHES", 0)
+    pods = [make_pod(0)]
+    api.add(*pods)
+    clock.at(2, lambda: api.update(terminated(pods[0], "/ckpt/listed")))
+    outcome = await run(api, clock, pods)
+    assert (outcome.outcome, outcome.location) == ("succeeded", "/ckpt/listed")
+    assert api.list_calls > 1
+    assert checkpoint._watches_open == 0
+
+
+async def test_concurrent_hooks_share_the_watch_budget(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint, "MAX_CONCURRENT_WATCHES", 2)
+    apis = [FakePods() for _ in range(4)]
+    pods = [make_pod(0) for _ in apis]
+    for api, pod in zip(apis, pods, strict=True):
+        api.add(pod)
+        clock.at(3, lambda api=api, pod=pod: api.update(terminated(pod, "/ckpt/x")))
+    outcomes = await asyncio.gather(
+        *(
+            request_checkpoint(
+                api,
+                namespace=NAMESPACE,
+                job_name=JOB,
+                pods=[pod],
+                hook=SIGNAL,
+                now=clock.now,
+                sleep=clock.sleep,
+            )
+            for api, pod in zip(apis, pods, strict=True)
+        )
+    )
+    assert [outcome.location for outcome in outcomes] == ["/ckpt/x"] * 4
+    assert sorted(api.list_calls == 1 for api in apis) == [False, False, True, True]
+    assert checkpoint._watches_open == 0
 
 
 async def test_signal_ignores_a_newer_pod_with_the_same_name(
