@@ -45,12 +45,19 @@ class Assumption:
         return sum(worker.gpus for worker in self.workers)
 
 
+@dataclass(frozen=True, slots=True)
+class BackOff:
+    until: float
+    reason: str
+    message: str
+
+
 class SchedulingCache:
     def __init__(self, *, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
         self._assumed: dict[JobKey, Assumption] = {}
         self._expected: dict[JobKey, tuple[int, frozenset[int]]] = {}
-        self._retry_at: dict[JobKey, float] = {}
+        self._retry_at: dict[JobKey, BackOff] = {}
 
     # --- assumed admissions -------------------------------------------------------------
 
@@ -126,20 +133,22 @@ class SchedulingCache:
 
     # --- retry back-off -----------------------------------------------------------------
 
-    def back_off(self, job: JobKey, until: float) -> None:
-        self._retry_at[job] = until
+    def back_off(self, job: JobKey, until: float, reason: str, message: str) -> None:
+        """Keep the job out of the queue until `until` (why: for its status)."""
+        self._retry_at[job] = BackOff(until, reason, message)
 
     def retry_at(self, job: JobKey) -> float | None:
-        return self._retry_at.get(job)
+        found = self._retry_at.get(job)
+        return None if found is None else found.until
 
-    def backing_off(self, job: JobKey, now: float) -> bool:
-        until = self._retry_at.get(job)
-        if until is None:
-            return False
-        if now >= until:
+    def backing_off(self, job: JobKey, now: float) -> BackOff | None:
+        found = self._retry_at.get(job)
+        if found is None:
+            return None
+        if now >= found.until:
             del self._retry_at[job]
-            return False
-        return True
+            return None
+        return found
 
     # --- housekeeping -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from gpupool.api import CheckpointRecord, GPUJobSpec
@@ -87,6 +88,7 @@ class Admit:
     # Restored if the API refuses the admission.
     previous_incarnation: int | None
     message: str
+    previous_admitted_at: datetime | None = None
     grow: bool = False
 
 
@@ -319,8 +321,16 @@ class Executor:
         self._cache.forget(key)
         if not decision.grow:
             ledger.incarnation = decision.previous_incarnation
+            ledger.admitted_at = decision.previous_admitted_at
             self._cache.unexpect(key)
-        self._cache.back_off(key, self._clock.now() + self._config.retry_base_seconds)
+        delay = self._config.retry_base_seconds
+        self._cache.back_off(
+            key,
+            self._clock.now() + delay,
+            "AdmissionRefused",
+            f"the API server refused the worker pods ({error.reason or error.status}: "
+            f"{error.message}); retrying in {delay:.0f}s",
+        )
         METRICS.admission_failures.inc()
         self._event(
             record,
@@ -540,7 +550,13 @@ class Executor:
             self._config.retry_base_seconds * 2 ** (ledger.failures - 1),
             self._config.retry_max_seconds,
         )
-        self._cache.back_off(key, self._clock.now() + delay)
+        self._cache.back_off(
+            key,
+            self._clock.now() + delay,
+            "BackoffAfterFailure",
+            f"{message}; failure {ledger.failures} of backoffLimit {limit}, retrying in "
+            f"{delay:.0f}s",
+        )
         ledger.requeued = ("WorkerFailed", f"{message}; retry in {delay:.0f}s")
         ledger.started_at = None
         self._cache.unexpect(key)

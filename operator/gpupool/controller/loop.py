@@ -519,7 +519,7 @@ class Scheduler:
         if view is None:
             return
         ledger = view.ledger
-        previous = ledger.incarnation
+        previous, previous_admitted_at = ledger.incarnation, ledger.admitted_at
         incarnation = ledger.next_incarnation()
         ledger.incarnation = incarnation
         ledger.admitted_at = when
@@ -539,6 +539,7 @@ class Scheduler:
             world_size=len(workers),
             previous_incarnation=previous,
             message=admission.message,
+            previous_admitted_at=previous_admitted_at,
         )
         self.executor.submit(key, "admit", functools.partial(self.executor.admit, decision))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gpupool.api import GPUJobSpec, TeamQuotaSpec
-from gpupool.controller.cache import AssumedWorker, SchedulingCache
+from gpupool.controller.cache import AssumedWorker, BackOff, SchedulingCache
 from gpupool.controller.failures import (
     Fault,
     job_faults,
@@ -111,7 +111,7 @@ class JobView:
     workers: tuple[tuple[int, WorkerPlacement], ...] = ()
     releasing: tuple[tuple[int, WorkerPlacement], ...] = ()
     utilization: JobUtilization | None = None
-    backing_off: bool = False
+    backing_off: BackOff | None = None
 
     @property
     def key(self) -> JobKey:
@@ -351,8 +351,9 @@ def observe(
                 _observe_running(view, cache, unhealthy)
                 continue
 
-        if cache.backing_off(key, now) and run.state is RunState.NONE:
-            view.backing_off = True
+        back_off = cache.backing_off(key, now)
+        if back_off is not None and run.state is RunState.NONE:
+            view.backing_off = back_off
             continue
         if view.blocker is not None:
             # Not planned; if it still runs (its TeamQuota changed), its pods keep their

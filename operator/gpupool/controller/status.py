@@ -148,7 +148,8 @@ def render_job_status(
         status.queue_position = pending.queue_position if pending is not None else None
         cond(ADMITTED, False, reason, message)
         if find(conditions, RUNNING) is not None:
-            cond(RUNNING, False, ledger.requeued[0] if ledger.requeued else "Pending", message)
+            stopped = ledger.requeued or ("Pending", message)
+            cond(RUNNING, False, stopped[0], stopped[1])
     else:
         status.detail = ledger.outcome_message
         cond(FINISHED, True, ledger.outcome_reason or phase, ledger.outcome_message)
@@ -189,11 +190,8 @@ def find(conditions: list[Condition], type_: str) -> Condition | None:
 def _pending(view: JobView, pending: PendingJob | None) -> tuple[str, str]:
     if view.blocker is not None:
         return view.blocker.reason, view.blocker.message
-    if view.backing_off:
-        return "BackoffAfterFailure", (
-            f"worker failure {view.ledger.failures} of backoffLimit "
-            f"{view.spec.backoff_limit}; retrying after a back-off"
-        )
+    if view.backing_off is not None:
+        return view.backing_off.reason, view.backing_off.message
     if pending is not None:
         return pending.reason.value, pending.message
     return "Queued", "waiting for the next scheduling cycle"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -66,7 +67,12 @@ def build_event(
     body: dict[str, Any] = {
         "apiVersion": EVENTS.api_version,
         "kind": "Event",
-        "metadata": {"generateName": f"{regarding.name[:200]}.", "namespace": namespace},
+        # <object>.<unique suffix>, as the kubelet names its Events (generateName may not
+        # end in a dot).
+        "metadata": {
+            "name": f"{regarding.name[:200]}.{uuid.uuid4().hex[:16]}",
+            "namespace": namespace,
+        },
         "eventTime": _micro_time(now),
         "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": instance[:128],

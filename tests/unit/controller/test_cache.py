@@ -69,7 +69,7 @@ def test_expected_workers_follow_shrinks_and_reset_per_incarnation() -> None:
 
 def test_back_off_lasts_until_its_time() -> None:
     c = cache()
-    c.back_off(JOB, until=50.0)
+    c.back_off(JOB, until=50.0, reason="BackoffAfterFailure", message="worker 0 failed")
     assert c.backing_off(JOB, now=49.0)
     assert not c.backing_off(JOB, now=50.0)
     assert c.retry_at(JOB) is None
