@@ -30,27 +30,32 @@ from gpupool.agent.main import run_agent
 from gpupool.agent.nvml_standin import StandInNVML
 from gpupool.agent.policy import PublishPolicy
 from gpupool.api.gpunode import GPUNode
-from gpupool.k8s import GPUNODES, NAMESPACES, NODES, PODS, ApiError, KubeClient
+from gpupool.k8s import GPUNODES, NAMESPACES, NODES, PODS, ApiError, KubeClient, Resource
 from gpupool.k8s.client import load_configuration
 
 pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 FAST = AgentConfig(interval=0.2, metrics_port=0, policy=PublishPolicy(interval=1, heartbeat=30))
 
 
 @pytest.fixture
-def kubeconfig() -> str:
-    path = os.environ.get("KUBECONFIG")
-    if not path:
-        pytest.skip("KUBECONFIG names no cluster")
-    return path
+def kubeconfig_path(request: pytest.FixtureRequest) -> str:
+    """The session's cluster (a `kubeconfig` fixture, when tests/conftest.py has one)."""
+    try:
+        return str(request.getfixturevalue("kubeconfig"))
+    except pytest.FixtureLookupError:
+        path = os.environ.get("KUBECONFIG")
+        if not path:
+            pytest.skip("KUBECONFIG names no cluster")
+        return path
 
 
 @pytest.fixture
-async def client(kubeconfig: str) -> AsyncIterator[KubeClient]:
-    async with KubeClient.from_kubeconfig(kubeconfig) as kube:
+async def client(kubeconfig_path: str) -> AsyncIterator[KubeClient]:
+    async with KubeClient.from_kubeconfig(kubeconfig_path) as kube:
         yield kube
 
 
@@ -60,6 +65,17 @@ async def namespace(client: KubeClient) -> AsyncIterator[str]:
     await client.create(
         NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     )
+    # Pods need the namespace's default ServiceAccount; don't wait for the
+    # controller-manager to make it (it may not run at all on a bare API server).
+    try:
+        await client.create(
+            SERVICE_ACCOUNTS,
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+            name,
+        )
+    except ApiError as error:
+        if not error.conflict:
+            raise
     yield name
     for pod in (await client.list(PODS, name))["items"]:
         await client.delete(PODS, pod["metadata"]["name"], name, grace_period_seconds=0)
@@ -142,7 +158,7 @@ def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
 
 
 async def test_fake_agents_for_three_nodes_show_up_in_kubectl(
-    client: KubeClient, kubeconfig: str, namespace: str, nodes: Any
+    client: KubeClient, kubeconfig_path: str, namespace: str, nodes: Any
 ) -> None:
     n1, n2, n3 = await nodes(3)
     for pod in (
@@ -155,7 +171,7 @@ async def test_fake_agents_for_three_nodes_show_up_in_kubectl(
     async with FakeAgents(client, [n1, n2, n3], config=FAST) as agents:
         assert await agents.publish_now() == 3
 
-        table = kubectl(kubeconfig, "get", "gpunodes", n1, n2, n3, "-o", "wide")
+        table = kubectl(kubeconfig_path, "get", "gpunodes", n1, n2, n3, "-o", "wide")
         rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
         header = table.splitlines()[0].split()
         assert header[:6] == ["NAME", "GPUS", "ALLOCATED", "UTIL%", "HEALTHY", "REPORTING"]
@@ -340,7 +356,7 @@ async def node_token(client: KubeClient, namespace: str, account: str, node: str
 
 
 async def test_an_agent_writes_only_its_own_nodes_gpunode(
-    client: KubeClient, kubeconfig: str, namespace: str, nodes: Any
+    client: KubeClient, kubeconfig_path: str, namespace: str, nodes: Any
 ) -> None:
     release = f"t{uuid.uuid4().hex[:6]}"
     documents = render_agent_security(namespace, release)
@@ -353,12 +369,12 @@ async def test_an_agent_writes_only_its_own_nodes_gpunode(
         "ValidatingAdmissionPolicyBinding",
     ]
     manifest = yaml.safe_dump_all(documents)
-    kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest)
+    kubectl(kubeconfig_path, "apply", "-f", "-", stdin=manifest)
     try:
-        await _check_own_node_only(client, kubeconfig, namespace, release, documents, nodes)
+        await _check_own_node_only(client, kubeconfig_path, namespace, documents, nodes)
     finally:
         kubectl(
-            kubeconfig, "delete", "--ignore-not-found", "--wait=false", "-f", "-", stdin=manifest
+            kubeconfig_path, "delete", "--ignore-not-found", "--wait=false", "-f", "-", stdin=manifest
         )
 
 
@@ -366,7 +382,6 @@ async def _check_own_node_only(
     client: KubeClient,
     kubeconfig: str,
     namespace: str,
-    release: str,
     documents: list[JSON],
     nodes: Any,
 ) -> None:
