@@ -373,9 +373,7 @@ async def test_an_agent_writes_only_its_own_nodes_gpunode(
     try:
         await _check_own_node_only(client, kubeconfig_path, namespace, documents, nodes)
     finally:
-        kubectl(
-            kubeconfig_path, "delete", "--ignore-not-found", "--wait=false", "-f", "-", stdin=manifest
-        )
+        kubectl(kubeconfig_path, "delete", "--ignore-not-found", "-f", "-", stdin=manifest)
 
 
 async def _check_own_node_only(
