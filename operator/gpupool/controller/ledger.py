@@ -70,7 +70,7 @@ class JobLedger:
 
 def seed(job: JobRecord) -> JobLedger:
     """The ledger a previous operator left behind, read back from the job's status."""
-    status = job.status
+    status = job.parsed_status()
     ledger = JobLedger(uid=job.uid)
     if status.admitted_at is not None or status.restarts:
         ledger.incarnation = status.restarts

@@ -222,13 +222,10 @@ class Scheduler:
         record = self.sources.job(key)
         if view is None or record is None or record.uid != view.record.uid:
             return None
-        if stored is record.raw_status:
-            current = record.status
-        else:
-            try:
-                current = GPUJobStatus.model_validate(stored)
-            except ValueError:
-                current = GPUJobStatus()
+        try:
+            current = GPUJobStatus.model_validate(stored)
+        except ValueError:
+            current = GPUJobStatus()
         desired = render_job_status(
             view,
             current,
@@ -617,6 +614,7 @@ class Scheduler:
         now = self.clock.monotonic()
         for key, view in observation.views.items():
             record = view.record
+            self.writer.settle("job", key, record.resource_version)
             fingerprint = self._fingerprint(view)
             last = self._rendered.get(key)
             if last is not None and last[0] == fingerprint and now < last[1]:

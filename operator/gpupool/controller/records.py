@@ -190,13 +190,20 @@ class JobRecord:
     deleting: bool
     spec: GPUJobSpec | None
     spec_error: str
-    status: GPUJobStatus
+    # As stored; parsed only when needed (`parsed_status`): with 10,000 jobs the parsed
+    # models would double the operator's memory.
     raw_status: Mapping[str, Any]
     resource_version: str
 
     @property
     def key(self) -> JobKey:
         return (self.namespace, self.name)
+
+    def parsed_status(self) -> GPUJobStatus:
+        try:
+            return GPUJobStatus.model_validate(self.raw_status)
+        except ValidationError:
+            return GPUJobStatus()
 
     @property
     def owner(self) -> dict[str, Any]:
@@ -219,10 +226,6 @@ def job_record(body: Mapping[str, Any]) -> JobRecord:
     except ValidationError as error:
         spec_error = _spec_error(error)
     raw_status: Mapping[str, Any] = body.get("status") or {}
-    try:
-        status = GPUJobStatus.model_validate(raw_status)
-    except ValidationError:
-        status = GPUJobStatus()
     return JobRecord(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
@@ -232,7 +235,6 @@ def job_record(body: Mapping[str, Any]) -> JobRecord:
         deleting=bool(metadata.get("deletionTimestamp")),
         spec=spec,
         spec_error=spec_error,
-        status=status,
         raw_status=raw_status,
         resource_version=str(metadata.get("resourceVersion", "")),
     )

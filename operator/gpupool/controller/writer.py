@@ -80,6 +80,12 @@ class StatusWriter:
             del self._written[(kind, key)]
         return version, indexed
 
+    def settle(self, kind: str, key: ObjectKey, version: str) -> None:
+        """Drop our copy of a write once the index holds it (or something newer)."""
+        written = self._written.get((kind, key))
+        if written is not None and _version(version) >= _version(written[0]):
+            del self._written[(kind, key)]
+
     async def sync_job(
         self,
         key: ObjectKey,
