@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-STOP_TIMEOUT = 30.0
+STOP_GRACE = 5.0
+"""kube-apiserver can take minutes to end after SIGTERM (it stops listening at once)."""
+KILL_WAIT = 10.0
 
 _started: dict[int, subprocess.Popen[bytes]] = {}
 """The components this process restarted itself: their exit statuses are ours to reap."""
@@ -86,19 +88,28 @@ def running_pid(component: Component) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def stop(component: Component, *, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM the component, SIGKILL it after `timeout` s; remove its pid file."""
+def stop(component: Component, *, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the component, SIGKILL it after `grace` s, wait until it is gone; remove
+    its pid file."""
     pid = running_pid(component)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
-        if pid_alive(pid):
+        if not _wait_gone(pid, grace):
             os.kill(pid, signal.SIGKILL)
-        _reap(pid)
+            if not _wait_gone(pid, KILL_WAIT):
+                raise TimeoutError(f"{component.name} (pid {pid}) survived SIGKILL")
     component.pid_file.unlink(missing_ok=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap(pid)
+        if not pid_alive(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _reap(pid: int) -> None:

@@ -26,7 +26,7 @@ import yaml
 
 from gpupool.devcluster import binaries, components, stages
 from gpupool.devcluster.cluster import Cluster, wait_until
-from gpupool.devcluster.nodes import DEFAULT_PRODUCT
+from gpupool.devcluster.nodes import DEFAULT_PRODUCT, KWOK_NODE_ANNOTATION
 
 DEFAULT_NAME = "gpupool"
 TEST_PREFIX = "gpupool-test-"
@@ -66,6 +66,8 @@ class DevCluster(Cluster):
         self.name = name
         self.bins = dict(bins)
         self.directory = workdir() / "clusters" / name
+        self.scratch = workdir() / "scratch" / name
+        """What kwokctl is given (its config, a PATH with our kubectl); not kwokctl's."""
         super().__init__(self.directory / "kubeconfig.yaml", kubectl_binary=self.bins["kubectl"])
         self._stopped = False
 
@@ -142,26 +144,25 @@ class DevCluster(Cluster):
 
     def delete(self) -> None:
         if not self.directory.exists():
+            shutil.rmtree(self.scratch, ignore_errors=True)
             return
         _log(f"deleting cluster {self.name}")
-        completed = subprocess.run(
-            [str(self.bins["kwokctl"]), "delete", "cluster", "--name", self.name, "--kubeconfig="],
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=DELETE_TIMEOUT,
-            check=False,
-        )
-        if completed.returncode != 0 or self.directory.exists():
+        try:
+            completed = self._kwokctl("delete", "cluster", timeout=DELETE_TIMEOUT)
+            failure = completed.stderr.strip()[-500:] if completed.returncode else ""
+        except (OSError, subprocess.TimeoutExpired) as error:
+            failure = str(error)
+        if failure or self.directory.exists():
             # kwokctl refuses a cluster whose kwok.yaml is gone or broken: end what the
             # pid files name and remove the files.
-            _log(f"kwokctl delete: {completed.stderr.strip()[-500:]}; cleaning up by pid files")
+            _log(f"kwokctl delete cluster: {failure}; cleaning up by pid files")
             for pid_file in self.directory.glob("pids/*.pid"):
                 with contextlib.suppress(ValueError, OSError):
                     pid = int(pid_file.read_text(encoding="utf-8").strip())
                     if components.pid_alive(pid):
                         os.kill(pid, signal.SIGKILL)
             shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> DevCluster:
         return self
@@ -208,7 +209,7 @@ class DevCluster(Cluster):
     # --- creation ---------------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        path_dir = self.directory.parent / f".{self.name}-path"
+        path_dir = self.scratch / "path"
         path_dir.mkdir(parents=True, exist_ok=True)
         link = path_dir / "kubectl"
         if not link.exists() or link.resolve() != self.bins["kubectl"].resolve():
@@ -220,6 +221,20 @@ class DevCluster(Cluster):
             "KWOK_WORKDIR": str(workdir()),
             "PATH": f"{path_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
+
+    def _kwokctl(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        """Run `kwokctl <verb> <noun> --name <name> <flags>`. kwokctl adds its context to
+        (and removes it from) a kubeconfig of ours, never ~/.kube/config."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        contexts = f"--kubeconfig={self.scratch / 'contexts.yaml'}"
+        return subprocess.run(
+            [str(self.bins["kwokctl"]), *args[:2], "--name", self.name, contexts, *args[2:]],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def _config(self) -> dict[str, Any]:
         kube_version = _version(self.bins["kube-apiserver"], r"Kubernetes (v\S+)")
@@ -247,31 +262,39 @@ class DevCluster(Cluster):
             },
             "componentsPatches": [
                 {"name": "etcd", "extraArgs": [{"key": "unsafe-no-fsync", "value": "true"}]},
+                # A single controller-manager: with leader election it exits as soon as
+                # the API server is away for a while, and no kubelet restarts it here.
+                {
+                    "name": "kube-controller-manager",
+                    "extraArgs": [{"key": "leader-elect", "value": "false"}],
+                },
+                # kwokctl's binary runtime makes kwok manage every node; tests also need
+                # nodes nobody runs, so only annotated ones are kwok's.
+                {
+                    "name": "kwok-controller",
+                    "extraArgs": [
+                        {"key": "manage-all-nodes", "value": "false", "override": True},
+                        {
+                            "key": "manage-nodes-with-annotation-selector",
+                            "value": f"{KWOK_NODE_ANNOTATION}=fake",
+                        },
+                    ],
+                },
             ],
         }
 
     def _create(self, timeout: float) -> None:
-        self.directory.parent.mkdir(parents=True, exist_ok=True)
-        config = self.directory.parent / f".{self.name}-config.yaml"
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        config = self.scratch / "kwokctl.yaml"
         config.write_text(yaml.safe_dump(self._config()), encoding="utf-8")
         _log(f"creating cluster {self.name} in {self.directory}")
-        completed = subprocess.run(
-            [
-                str(self.bins["kwokctl"]),
-                "create",
-                "cluster",
-                "--name",
-                self.name,
-                "--config",
-                str(config),
-                "--kubeconfig=",
-                f"--timeout={timeout:.0f}s",
-            ],
-            env=self._env(),
-            capture_output=True,
-            text=True,
+        completed = self._kwokctl(
+            "create",
+            "cluster",
+            "--config",
+            str(config),
+            f"--timeout={timeout:.0f}s",
             timeout=timeout + 30,
-            check=False,
         )
         if completed.returncode != 0:
             self.delete()
