@@ -277,17 +277,18 @@ class Executor:
         resume: str | None,
         created: list[tuple[str, str]],
     ) -> None:
-        body = worker_pod(
-            record.owner,
-            spec,
-            team=team,
-            index=worker.index,
-            world_size=decision.world_size,
-            node=worker.node,
-            incarnation=decision.incarnation,
-            resume_from=resume,
-        )
+        # The body is built once a connection is free: thousands of admissions queue here.
         async with self._concurrency:
+            body = worker_pod(
+                record.owner,
+                spec,
+                team=team,
+                index=worker.index,
+                world_size=decision.world_size,
+                node=worker.node,
+                incarnation=decision.incarnation,
+                resume_from=resume,
+            )
             try:
                 result = await self._client.create(PODS, body, record.namespace)
             except ApiError as error:

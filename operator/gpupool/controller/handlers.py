@@ -23,6 +23,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from gpupool.api import API_GROUP, API_VERSION
+from gpupool.controller import kopf_fixes
 from gpupool.controller.leadership import is_leader
 from gpupool.controller.loop import LeadershipLost, Scheduler
 from gpupool.controller.metrics import REGISTRY
@@ -46,6 +47,8 @@ from gpupool.k8s.events import EventRecorder
 from gpupool.k8s.peering import read_peers
 
 logger = logging.getLogger(__name__)
+
+kopf_fixes.apply()
 
 _config: OperatorConfig | None = None
 

@@ -57,6 +57,7 @@ from gpupool.controller.snapshot import (
 )
 from gpupool.controller.status import IdleState, render_job_status, render_team_status
 from gpupool.controller.usage import TeamUsage, advance
+from gpupool.controller.workqueue import WorkQueue
 from gpupool.controller.writer import StatusWriter, Stored
 from gpupool.k8s import KubeClient
 from gpupool.k8s.events import EventRecorder
@@ -158,7 +159,7 @@ class Scheduler:
         self.writer = StatusWriter(
             client,
             concurrency=self._concurrency,
-            minor_interval=30.0,
+            minor_interval=60.0,
             monotonic=self.clock.monotonic,
         )
         self.executor = Executor(
@@ -176,8 +177,9 @@ class Scheduler:
         self._idle: dict[JobKey, IdleState] = {}
         self._usage: dict[str, TeamUsage] = {}
         self._plan = Plan()
-        self._status_tasks: dict[tuple[str, JobKey], asyncio.Task[None]] = {}
-        self._status_dirty: set[tuple[str, JobKey]] = set()
+        self._statuses: WorkQueue[tuple[str, JobKey]] = WorkQueue(
+            self._write, workers=config.api_concurrency
+        )
         # Per job: the inputs of its last rendering, and until when that rendering stands.
         self._rendered: dict[JobKey, tuple[object, float]] = {}
         self.led = False
@@ -262,10 +264,13 @@ class Scheduler:
                     logger.exception("scheduling cycle failed; retried on the next trigger")
                     await asyncio.sleep(1.0)
         finally:
-            await self.executor.cancel()
-            for task in self._status_tasks.values():
-                task.cancel()
-            await self.recorder.stop()
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop every operation and status write in flight, and the Event poster."""
+        await self.executor.cancel()
+        await self._statuses.close()
+        await self.recorder.stop()
 
     async def _lead(self) -> bool:
         if self._leading is None:
@@ -622,14 +627,14 @@ class Scheduler:
             _, stored = self.writer.stored("job", key, record.raw_status, record.resource_version)
             desired = self._render_job(key, stored)
             if desired is not None and _differs(stored, desired):
-                self._schedule_status("job", key)
+                self._statuses.add(("job", key))
                 self._rendered[key] = (fingerprint, now + self.writer.minor_interval)
             else:
                 self._rendered[key] = (fingerprint, float("inf"))
         for key in [key for key in self._rendered if key not in observation.views]:
             del self._rendered[key]
         for name in observation.teams:
-            self._schedule_status("team", ("", name))
+            self._statuses.add(("team", ("", name)))
 
     def _fingerprint(self, view: JobView) -> object:
         """Everything a job's status is rendered from (time aside)."""
@@ -663,32 +668,12 @@ class Scheduler:
             ),
         )
 
-    def _schedule_status(self, kind: str, key: JobKey) -> None:
-        slot = (kind, key)
-        task = self._status_tasks.get(slot)
-        if task is not None and not task.done():
-            self._status_dirty.add(slot)
-            return
-
-        async def write() -> None:
-            while True:
-                self._status_dirty.discard(slot)
-                if kind == "job":
-                    await self.write_status(key, force=False)
-                else:
-                    await self._write_team(key[1])
-                if slot not in self._status_dirty:
-                    return
-
-        task = asyncio.create_task(write(), name=f"status {kind} {key[0]}/{key[1]}")
-        self._status_tasks[slot] = task
-        task.add_done_callback(lambda done: self._status_done(slot, done))
-
-    def _status_done(self, slot: tuple[str, JobKey], task: asyncio.Task[None]) -> None:
-        if self._status_tasks.get(slot) is task:
-            del self._status_tasks[slot]
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("status write %s failed: %s", slot, task.exception())
+    async def _write(self, slot: tuple[str, JobKey]) -> None:
+        kind, key = slot
+        if kind == "job":
+            await self.write_status(key, force=False)
+        else:
+            await self._write_team(key[1])
 
     async def _write_team(self, name: str) -> None:
         def current() -> Stored | None:
@@ -718,8 +703,7 @@ class Scheduler:
     async def drain(self) -> None:
         """Wait for every operation and status write in flight (tests, benchmarks)."""
         await self.executor.drain()
-        while self._status_tasks:
-            await asyncio.gather(*self._status_tasks.values(), return_exceptions=True)
+        await self._statuses.drain()
 
 
 class LeadershipLost(Exception):

@@ -119,10 +119,15 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
       and adds no finalizers to anyone's objects.
     """
     settings.queueing.worker_limit = None
+    # A per-object worker (and the body it holds) goes soon after the object's last event.
+    settings.queueing.idle_timeout = 1.0
     settings.watching.label_selectors["v1", "pods"] = POD_SELECTOR
     if config.node_selector:
         settings.watching.label_selectors["v1", "nodes"] = config.node_selector
     settings.posting.enabled = False
+    # Paged listing: one 10,000-object LIST response held whole (bytes, text and parsed)
+    # costs more memory than the objects themselves.
+    settings.watching.chunk_size = 500
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     # A restarting API server answers 5xx for a while; kopf gives a watch up (and the

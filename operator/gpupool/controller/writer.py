@@ -55,10 +55,16 @@ class StatusWriter:
         concurrency: asyncio.Semaphore,
         minor_interval: float,
         monotonic: Callable[[], float],
+        minor_rate: float = 20.0,
     ) -> None:
         self._client = client
         self._concurrency = concurrency
         self.minor_interval = minor_interval
+        # Minor writes share a token bucket: 10,000 pending jobs whose queue positions all
+        # moved must not flood the API server (nor the operator's own watch).
+        self._minor_rate = minor_rate
+        self._tokens = minor_rate
+        self._refilled = monotonic()
         self._monotonic = monotonic
         self._locks: dict[tuple[str, ObjectKey], asyncio.Lock] = {}
         self._written: dict[tuple[str, ObjectKey], tuple[str, Mapping[str, Any]]] = {}
@@ -130,11 +136,7 @@ class StatusWriter:
             if not patch:
                 return True
             now = self._monotonic()
-            if (
-                not force
-                and is_minor(patch, stored, minor)
-                and now - self._last_write.get((kind, key), -1e18) < self.minor_interval
-            ):
+            if not force and is_minor(patch, stored, minor) and not self._minor_allowed(kind, key):
                 return True
             try:
                 async with self._concurrency:
@@ -152,6 +154,19 @@ class StatusWriter:
                 result.get("status") or {},
             )
             return True
+
+    def _minor_allowed(self, kind: str, key: ObjectKey) -> bool:
+        now = self._monotonic()
+        if now - self._last_write.get((kind, key), -1e18) < self.minor_interval:
+            return False
+        self._tokens = min(
+            self._minor_rate * 2, self._tokens + (now - self._refilled) * self._minor_rate
+        )
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def forget(self, kind: str, key: ObjectKey) -> None:
         self._written.pop((kind, key), None)

@@ -64,8 +64,9 @@ class World:
             clock=self.clock,
         )
 
-    def restart(self) -> None:
+    async def restart(self) -> None:
         """A new operator process: empty cache and ledgers, same cluster."""
+        await self.scheduler.executor.cancel()
         self.scheduler = self._new_scheduler()
 
     async def cycle(self, seconds: float = 1.0) -> None:
@@ -110,7 +111,7 @@ async def world() -> AsyncIterator[World]:
     w.kube.put(TEAMQUOTAS, team("vision", 8))
     w.kube.put(TEAMQUOTAS, team("nlp", 8))
     yield w
-    await w.recorder.stop()
+    await w.scheduler.close()
 
 
 async def test_idle_capacity_is_lent_and_taken_back_after_a_checkpoint(world: World) -> None:
@@ -212,7 +213,7 @@ async def test_a_restart_rebuilds_everything_from_pods_and_status(world: World) 
     await world.cycle()
     world.run_pods()
     await world.cycle()
-    world.restart()
+    await world.restart()
     world.kube.put(GPUJOBS, job("nlp/bert", gpus=8))
     world.kube.put(GPUJOBS, job("vision/c", gpus=8))
     await world.cycle()

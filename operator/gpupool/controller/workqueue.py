@@ -1,0 +1,81 @@
+"""A work queue in the manner of client-go's: keys, not tasks.
+
+Each key is processed by one of a fixed pool of workers, at most once at a time; a key
+added again while it is being processed is processed once more afterwards; adding a key
+already waiting does nothing. So 10,000 status writes cost 10,000 dictionary entries and
+a few dozen coroutines, not 10,000 tasks — and a burst of changes to one object costs at
+most two writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, handle: Callable[[K], Awaitable[object]], *, workers: int) -> None:
+        self._handle = handle
+        self._size = workers
+        self._waiting: dict[K, None] = {}
+        self._active: set[K] = set()
+        self._again: set[K] = set()
+        self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._workers: list[asyncio.Task[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._waiting) + len(self._active)
+
+    def add(self, key: K) -> None:
+        if key in self._active:
+            self._again.add(key)
+            return
+        self._waiting[key] = None
+        self._idle.clear()
+        self._ready.set()
+        if not self._workers:
+            self._workers = [
+                asyncio.create_task(self._work(), name=f"workqueue-{i}") for i in range(self._size)
+            ]
+
+    async def drain(self) -> None:
+        """Wait until nothing is waiting or being processed."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+
+    async def _work(self) -> None:
+        while True:
+            await self._ready.wait()
+            if not self._waiting:
+                self._ready.clear()
+                continue
+            key = next(iter(self._waiting))
+            del self._waiting[key]
+            self._active.add(key)
+            try:
+                await self._handle(key)
+            except Exception:
+                logger.exception("work on %s failed", key)
+            finally:
+                self._active.discard(key)
+                if key in self._again:
+                    self._again.discard(key)
+                    self.add(key)
+                if not self._waiting and not self._active:
+                    self._idle.set()
