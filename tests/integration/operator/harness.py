@@ -36,12 +36,15 @@ from gpupool.k8s import (
     TEAMQUOTAS,
     ApiError,
     KubeClient,
+    Resource,
 )
 
 JSON = dict[str, Any]
 T = TypeVar("T")
 
 POOL_LABEL = "gpupool.io/pool"
+NOT_READY_ANNOTATION = "gpupool.io/fake-not-ready"
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 
 
 async def wait_for(
@@ -127,6 +130,7 @@ class OperatorProcess:
             "GPUPOOL_MIN_RUNTIME_SECONDS": "0",
             "GPUPOOL_TICK_SECONDS": "1",
             "GPUPOOL_DEBOUNCE_SECONDS": "0.2",
+            "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
         argv = [
@@ -207,16 +211,26 @@ class Pool:
         conditions = (node.get("status") or {}).get("conditions") or ()
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
+    async def _namespace(self, name: str) -> None:
+        """A namespace, once its default ServiceAccount exists (pods need it)."""
+        await self.kube.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+        self.namespaces.append(name)
+
+        async def account() -> bool:
+            await self.kube.get(SERVICE_ACCOUNTS, "default", name)
+            return True
+
+        await wait_for(f"the default ServiceAccount of {name}", account)
+
     async def add_team(
         self, base: str, guaranteed: int, *, max_gpus: int | None = None, **spec: Any
     ) -> tuple[str, str]:
         """A TeamQuota and its namespace; returns (team, namespace)."""
         team = self.name(base)
         namespace = team
-        await self.kube.create(
-            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-        )
-        self.namespaces.append(namespace)
+        await self._namespace(namespace)
         body: JSON = {"namespaces": [namespace], "guaranteedGPUs": guaranteed, **spec}
         if max_gpus is not None:
             body["maxGPUs"] = max_gpus
@@ -234,10 +248,7 @@ class Pool:
 
     async def add_namespace(self, base: str) -> str:
         namespace = self.name(base)
-        await self.kube.create(
-            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-        )
-        self.namespaces.append(namespace)
+        await self._namespace(namespace)
         return namespace
 
     async def submit(
@@ -318,6 +329,17 @@ class Pool:
             if any(ref.get("name") == name for ref in pod["metadata"].get("ownerReferences", ()))
         ]
 
+    async def preempted(self, namespace: str, names: list[str], times: int = 1) -> str:
+        """Wait until exactly one of `names` was preempted `times` times; its name."""
+
+        async def probe() -> str | None:
+            hit = [
+                n for n in names if (await self.status(namespace, n)).get("preemptions") == times
+            ]
+            return hit[0] if len(hit) == 1 else None
+
+        return await wait_for(f"one of {names} preempted", probe)
+
     async def gpus_by_node(self) -> dict[str, int]:
         """GPUs requested by live gpupool pods, per node (what must never exceed capacity)."""
         held: dict[str, int] = {}
@@ -382,18 +404,14 @@ class Pool:
         await self.kube.patch_status(GPUNODES, node, status)
 
     async def mark_not_ready(self, node: str) -> None:
-        """Take the node away from kwok (no more heartbeats) and report it NotReady."""
+        """Make kwok report the node NotReady (the devcluster's stage reacts to this)."""
         await self.kube.patch(
-            NODES, node, {"metadata": {"annotations": {"kwok.x-k8s.io/node": "unmanaged"}}}
+            NODES, node, {"metadata": {"annotations": {NOT_READY_ANNOTATION: "true"}}}
         )
-        body = await self.kube.get(NODES, node)
-        conditions = [
-            {**c, "status": "Unknown", "reason": "NodeStatusUnknown", "message": "test"}
-            if c.get("type") == "Ready"
-            else c
-            for c in (body.get("status") or {}).get("conditions") or ()
-        ]
-        await self.kube.patch_status(NODES, node, {"conditions": conditions})
+        await wait_for(f"node {node} NotReady", lambda: self._not_ready(node), timeout=30)
+
+    async def _not_ready(self, node: str) -> bool:
+        return not await self.node_ready(node)
 
     # --- clean-up -------------------------------------------------------------------------
 

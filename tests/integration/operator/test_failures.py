@@ -29,9 +29,8 @@ async def test_jobs_on_a_notready_node_resume_elsewhere_from_their_last_checkpoi
         await pool.wait_phase(ns, name, "Running")
     await pool.submit(ns, "urgent", priority=10)
     await pool.wait_phase(ns, "urgent", "Running", timeout=30)
-    statuses = {name: await pool.status(ns, name) for name in ("a", "b")}
-    (victim,) = [name for name, s in statuses.items() if s.get("preemptions") == 1]
-    checkpoint = statuses[victim]["lastCheckpoint"]["location"]
+    victim = await pool.preempted(ns, ["a", "b"])
+    checkpoint = (await pool.status(ns, victim))["lastCheckpoint"]["location"]
     await kube.delete(GPUJOBS, "urgent", ns)
     await pool.wait_phase(ns, victim, "Running", timeout=30)
     (pod,) = await pool.job_pods(ns, victim)

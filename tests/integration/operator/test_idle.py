@@ -56,8 +56,8 @@ async def test_idle_jobs_are_reclaimed_in_enforce_mode_and_only_reported_in_repo
     await pool.submit(vision_ns, "eager")
     await pool.submit(nlp_ns, "keen")
     await pool.wait_phase(vision_ns, "eager", "Running", timeout=30)
-    sleepy = await pool.status(vision_ns, "sleepy")
-    assert sleepy["phase"] == "Pending" and sleepy["preemptions"] == 1
+    sleepy = await pool.wait_phase(vision_ns, "sleepy", "Pending")
+    assert sleepy["preemptions"] == 1
     preempted = {c["type"]: c for c in sleepy["conditions"]}["Preempted"]
     assert preempted["reason"] == "IdleReclaim"
     assert sleepy["lastCheckpoint"]["location"].startswith("s3://ckpt/")

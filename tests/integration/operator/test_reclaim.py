@@ -41,9 +41,8 @@ async def test_idle_gpus_are_lent_then_reclaimed_and_the_borrower_resumes(
         placed_in = time.monotonic() - started
         assert placed_in < 15, f"the owner waited {placed_in:.1f}s for its GPUs"
 
-        statuses = {name: await pool.status(vision_ns, name) for name in ("a", "b")}
-        (victim,) = [name for name, s in statuses.items() if s.get("preemptions") == 1]
-        status = statuses[victim]
+        victim = await pool.preempted(vision_ns, ["a", "b"])
+        status = await pool.status(vision_ns, victim)
         assert status["phase"] == "Pending"
         checkpoint = status["lastCheckpoint"]["location"]
         assert checkpoint.startswith(f"s3://ckpt/{vision_ns}/{victim}/")
