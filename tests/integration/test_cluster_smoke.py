@@ -23,6 +23,7 @@ from gpupool.devcluster import (
     FAKE_CHECKPOINT,
     FAKE_DURATION,
     FAKE_EXIT_CODE,
+    FAKE_IGNORE_SIGTERM,
     GPU_PRODUCT_LABEL,
     GPU_RESOURCE,
     NVLINK_DOMAIN_LABEL,
@@ -181,6 +182,25 @@ def test_a_crd_installs_and_its_cel_rule_rejects_an_invalid_object(
         assert "Invalid value" in rejected.value.stderr
         listed = cluster.kubectl("get", "widgets", "-n", namespace, "-o", "name").split()
         assert listed == ["widget.smoke.gpupool.io/ok"]
+        # The garbage collector knows the new resource: the owner's dependents go with it.
+        uid = get(cluster, "widget", "ok", "-n", namespace)["metadata"]["uid"]
+        owner = {"apiVersion": "smoke.gpupool.io/v1", "kind": "Widget", "name": "ok", "uid": uid}
+        dependent = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "part", "ownerReferences": [owner]},
+        }
+        cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(dependent))
+        cluster.kubectl("delete", "widget", "ok", "-n", namespace)
+        wait_until(
+            "the garbage collector",
+            lambda: (
+                not cluster.kubectl(
+                    "get", "configmap", "part", "-n", namespace, "--ignore-not-found", "-o", "name"
+                )
+            ),
+            timeout=20,
+        )
     finally:
         cluster.kubectl("delete", "crd", "widgets.smoke.gpupool.io", "--wait=false")
 
@@ -273,17 +293,26 @@ def test_a_fake_exit_code_fails_the_pod(kwok: Cluster, gpu_node: str, namespace:
     assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
 
 
-def test_graceful_deletion_waits_for_the_grace_period(
+def test_a_pod_that_ignores_sigterm_goes_when_its_grace_period_ends(
     kwok: Cluster, gpu_node: str, namespace: str
 ) -> None:
-    pod = run_pod(kwok, namespace, gpu_node, {})
+    pod = run_pod(kwok, namespace, gpu_node, {FAKE_IGNORE_SIGTERM: "true"})
     wait_until("Running", lambda: phase(kwok, namespace, pod) == "Running", timeout=30)
     deleted_at = time.monotonic()
     kwok.kubectl("delete", "pod", pod, "-n", namespace, "--grace-period=6", "--wait=false")
     time.sleep(3)
-    assert pod_exists(kwok, namespace, pod), "gone before its grace period ended"
+    assert phase(kwok, namespace, pod) == "Running", "stopped before its grace period ended"
     wait_until("the pod gone", lambda: not pod_exists(kwok, namespace, pod), timeout=30)
     assert time.monotonic() - deleted_at >= 5.0
+
+
+def test_a_pod_exits_on_sigterm_and_then_goes(kwok: Cluster, gpu_node: str, namespace: str) -> None:
+    pod = run_pod(kwok, namespace, gpu_node, {})
+    wait_until("Running", lambda: phase(kwok, namespace, pod) == "Running", timeout=30)
+    deleted_at = time.monotonic()
+    kwok.kubectl("delete", "pod", pod, "-n", namespace, "--grace-period=60", "--wait=false")
+    wait_until("the pod gone", lambda: not pod_exists(kwok, namespace, pod), timeout=30)
+    assert time.monotonic() - deleted_at < 30
 
 
 def test_a_checkpointing_pod_reports_its_checkpoint_and_goes_before_the_grace_period(
@@ -292,9 +321,15 @@ def test_a_checkpointing_pod_reports_its_checkpoint_and_goes_before_the_grace_pe
     pod = run_pod(kwok, namespace, gpu_node, {FAKE_CHECKPOINT: "s3://ckpt/smoke/step-9"})
     wait_until("Running", lambda: phase(kwok, namespace, pod) == "Running", timeout=30)
     template = '{.status.containerStatuses[0].state.terminated.message}{"\\n"}'
+    args = ["get", "pod", pod, "-n", namespace, "--watch-only", "--request-timeout=40s"]
     watch = subprocess.Popen(
-        [str(kwok.kubectl_binary), "--kubeconfig", str(kwok.kubeconfig), "get", "pod", pod]
-        + ["-n", namespace, "--watch-only", "--request-timeout=40s", f"-o=jsonpath={template}"],
+        [
+            str(kwok.kubectl_binary),
+            "--kubeconfig",
+            str(kwok.kubeconfig),
+            *args,
+            f"-o=jsonpath={template}",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

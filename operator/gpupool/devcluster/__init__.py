@@ -27,6 +27,7 @@ from gpupool.devcluster.stages import (
     FAKE_CHECKPOINT_DELAY,
     FAKE_DURATION,
     FAKE_EXIT_CODE,
+    FAKE_IGNORE_SIGTERM,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "FAKE_CHECKPOINT_DELAY",
     "FAKE_DURATION",
     "FAKE_EXIT_CODE",
+    "FAKE_IGNORE_SIGTERM",
     "GPU_NODE_LABEL",
     "GPU_PRODUCT_LABEL",
     "GPU_RESOURCE",

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,6 +31,9 @@ from gpupool.devcluster.nodes import DEFAULT_PRODUCT, KWOK_NODE_ANNOTATION
 DEFAULT_NAME = "gpupool"
 TEST_PREFIX = "gpupool-test-"
 """Test sessions name their clusters `gpupool-test-<pid>`: a dead pid marks a stale one."""
+
+GC_SYNCED = "all resource monitors have synced"
+"""What kube-controller-manager logs once its garbage collector watches every resource."""
 
 CREATE_TIMEOUT = 300.0
 DELETE_TIMEOUT = 120.0
@@ -193,6 +196,22 @@ class DevCluster(Cluster):
         if name == "kube-apiserver":
             self.wait_reachable(timeout)
 
+    def apply_crds(self, paths: Iterable[Path], *, timeout: float = 60.0) -> list[str]:
+        """As `Cluster.apply_crds`, then restart kube-controller-manager: it discovers new
+        resources only every 30 s, and until then its garbage collector leaves the
+        dependents of their objects (a deleted GPUJob's pods) alone."""
+        names = super().apply_crds(paths, timeout=timeout)
+        if names:
+            log = self.log_file("kube-controller-manager")
+            offset = log.stat().st_size if log.exists() else 0
+            self.restart_component("kube-controller-manager")
+            wait_until(
+                "kube-controller-manager's garbage collector",
+                lambda: GC_SYNCED in _read_from(log, offset),
+                timeout=timeout,
+            )
+        return names
+
     def restart_component(self, name: str, *, downtime: float = 0.0) -> None:
         self.stop_component(name)
         time.sleep(downtime)
@@ -323,6 +342,12 @@ class DevCluster(Cluster):
             ).strip(),
             timeout=timeout,
         )
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as file:
+        file.seek(offset)
+        return file.read().decode("utf-8", "replace")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -20,6 +20,10 @@ its termination message and exits 0."""
 FAKE_CHECKPOINT_DELAY = "gpupool.io/fake-checkpoint-delay"
 """Pod annotation: how long writing that checkpoint takes (a Go duration, default 1s)."""
 
+FAKE_IGNORE_SIGTERM = "gpupool.io/fake-ignore-sigterm"
+"""Pod annotation: `true`, the workload ignores SIGTERM and is killed when the grace
+period of its deletion ends (otherwise it exits half a second after SIGTERM)."""
+
 STAGE_NAMES = (
     "node-initialize",
     "node-heartbeat-with-lease",
@@ -28,6 +32,7 @@ STAGE_NAMES = (
     "pod-complete",
     "pod-finish-after-fake-duration",
     "pod-checkpoint-on-sigterm",
+    "pod-exit-on-sigterm",
     "pod-delete",
     "pod-delete-after-grace-period",
 )
