@@ -303,7 +303,7 @@ async def run_e2e(
 
 def e2e_bench(
     kubeconfig: str = typer.Option(
-        "", help="Cluster to run on ('' = $KUBECONFIG, else start the local control plane)."
+        "", help="Cluster to run on ('' = $KUBECONFIG, else a local control plane started here)."
     ),
     nodes: int = typer.Option(500, help="Fake GPU nodes."),
     gpus_per_node: int = typer.Option(8),
@@ -316,21 +316,29 @@ def e2e_bench(
     """The operator end to end: admission burst, reclaim burst, memory."""
     path = kubeconfig or os.environ.get("KUBECONFIG", "")
     log = Path(tempfile.gettempdir()) / f"gpupool-bench-e2e-{os.getpid()}.log"
-    if not path:
-        typer.echo("no cluster: pass --kubeconfig or set KUBECONFIG", err=True)
-        raise typer.Exit(2)
-    figures = asyncio.run(
-        run_e2e(
-            path,
-            nodes=nodes,
-            gpus_per_node=gpus_per_node,
-            jobs=jobs,
-            reclaim_jobs=reclaim_jobs,
-            total_jobs=total_jobs,
-            timeout=timeout,
-            log=log,
+    with contextlib.ExitStack() as stack:
+        if not path:
+            from gpupool.devcluster import DevCluster
+            from gpupool.devcluster.binaries import REPO_ROOT
+
+            cluster = stack.enter_context(
+                DevCluster.start(
+                    name=f"gpupool-bench-{os.getpid()}", nodes=0, crds=REPO_ROOT / "crds"
+                )
+            )
+            path = str(cluster.kubeconfig)
+        figures = asyncio.run(
+            run_e2e(
+                path,
+                nodes=nodes,
+                gpus_per_node=gpus_per_node,
+                jobs=jobs,
+                reclaim_jobs=reclaim_jobs,
+                total_jobs=total_jobs,
+                timeout=timeout,
+                log=log,
+            )
         )
-    )
     if as_json:
         typer.echo(json.dumps(asdict(figures) | {"operator_log": str(log)}, indent=2))
     else:

@@ -248,8 +248,10 @@ class Scheduler:
                 await self.trigger.wait(self.config.tick_seconds)
                 if stop.is_set():
                     break
-                # Debounce: let a burst of index events land before planning on them.
-                await asyncio.sleep(self.config.debounce_seconds)
+                # Debounce: let a burst of index events land before planning on them. A
+                # cycle that took long waits as long again, so that under a storm of events
+                # the loop takes at most half a core from the API calls it is making.
+                await asyncio.sleep(max(self.config.debounce_seconds, self.last.seconds))
                 self.trigger.clear()
                 if not await self._lead():
                     continue
@@ -620,6 +622,10 @@ class Scheduler:
         for key, view in observation.views.items():
             record = view.record
             self.writer.settle("job", key, record.resource_version)
+            assumed = self.cache.assumption(key)
+            if assumed is not None and assumed.created_at is None:
+                # Its pods are being created: the cycle after says Admitted or Running.
+                continue
             fingerprint = self._fingerprint(view)
             last = self._rendered.get(key)
             if last is not None and last[0] == fingerprint and now < last[1]:

@@ -121,6 +121,7 @@ async def test_idle_capacity_is_lent_and_taken_back_after_a_checkpoint(world: Wo
     world.kube.put(GPUJOBS, job("vision/b"))
     await world.cycle()
     assert sorted(p["spec"]["nodeName"] for p in world.pods()) == ["node-1", "node-2"]
+    await world.cycle()
     assert world.status("vision/a")["phase"] == "Admitted"
     world.run_pods()
     await world.cycle()
@@ -141,6 +142,7 @@ async def test_idle_capacity_is_lent_and_taken_back_after_a_checkpoint(world: Wo
     (note,) = world.events("Requeued")
     assert "nlp/bert (team nlp)" in note
 
+    await world.cycle()
     await world.cycle()
     assert world.status("nlp/bert")["phase"] == "Admitted"
     assert len(world.pods("nlp")) == 1
@@ -168,6 +170,7 @@ async def test_the_resumed_job_gets_its_checkpoint_and_restart_count(world: Worl
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["GPUPOOL_RESUME_FROM"] == "s3://ckpt/a/step-9"
     assert env["GPUPOOL_RESTART_COUNT"] == "2"
+    await world.cycle()
     assert world.status("vision/a")["restarts"] == 2
     assert world.events("Resumed")
 
