@@ -353,15 +353,18 @@ class Executor:
         if record is None or record.spec is None:
             return
         ledger = self._ledgers.get(record)
-        eviction = ledger.eviction
-        if eviction is None:
+        if ledger.eviction is None:
             return
+        if not ledger.eviction_persisted:
+            ledger.eviction = ledger.eviction.restamped(as_datetime(self._clock.now()))
+        eviction = ledger.eviction
         # 1. The record first: a restart from here on resumes this preemption.
         if not await self._persist(key):
             logger.warning("preemption of %s/%s not persisted; retried next cycle", *key)
             if eviction.reason is not PreemptionReason.NODE_FAILURE:
                 ledger.eviction = None
             return
+        ledger.eviction_persisted = True
         related = job_ref_of(eviction.for_job) if eviction.for_job else None
         target = f" for {eviction.for_job} (team {eviction.for_team})" if eviction.for_job else ""
         self._event(
@@ -484,6 +487,7 @@ class Executor:
             reason, action = "Shrunk", "Shrink"
             METRICS.preemptions.labels(eviction.reason.value).inc()
         ledger.eviction = None
+        ledger.eviction_persisted = False
         if not await self._persist(key):
             logger.warning("requeue of %s/%s not persisted; it is retried", *key)
         self._event(

@@ -44,7 +44,7 @@ from gpupool.controller.settings import POD_SELECTOR, OperatorConfig, configure_
 from gpupool.controller.snapshot import Indexed
 from gpupool.k8s import KubeClient
 from gpupool.k8s.events import EventRecorder
-from gpupool.k8s.peering import read_peers
+from gpupool.k8s.peering import ensure_peering, read_peers
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +266,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     config = current_config()
     configure_kopf(settings, config)
     runtime = Runtime(config, kwargs)
+    if not config.standalone:
+        await ensure_peering(runtime.client, config.peering_name)
     memo.gpupool = runtime
     runtime.start()
     logger.info(

@@ -38,6 +38,8 @@ class JobLedger:
     outcome_reason: str = ""
     outcome_message: str = ""
     eviction: EvictionRecord | None = None
+    # Whether `eviction` is in the stored status (a restarted operator's always is).
+    eviction_persisted: bool = False
     # Why the last incarnation ended, for the requeued job's status (reason, message).
     requeued: tuple[str, str] | None = None
     idle_since: datetime | None = None
@@ -89,6 +91,7 @@ def seed(job: JobRecord) -> JobLedger:
     requested = find_condition(status.conditions, CHECKPOINT_REQUESTED)
     if requested is not None:
         ledger.eviction = EvictionRecord.from_condition(requested)
+        ledger.eviction_persisted = ledger.eviction is not None
     preempted = find_condition(status.conditions, "Preempted")
     if preempted is not None and preempted.status == "True":
         ledger.requeued = (preempted.reason, preempted.message)

@@ -156,9 +156,13 @@ class Scheduler:
         self._planner = planner
         self._leading = leading
         self._concurrency = asyncio.Semaphore(config.api_concurrency)
+        # Status writes get a quarter of the connections: admissions and evictions must not
+        # queue behind thousands of pending jobs' status (a hook would miss its deadline).
+        status_concurrency = max(4, config.api_concurrency // 4)
+        self._status_concurrency = asyncio.Semaphore(status_concurrency)
         self.writer = StatusWriter(
             client,
-            concurrency=self._concurrency,
+            concurrency=self._status_concurrency,
             minor_interval=60.0,
             monotonic=self.clock.monotonic,
         )
@@ -178,7 +182,7 @@ class Scheduler:
         self._usage: dict[str, TeamUsage] = {}
         self._plan = Plan()
         self._statuses: WorkQueue[tuple[str, JobKey]] = WorkQueue(
-            self._write, workers=config.api_concurrency
+            self._write, workers=status_concurrency
         )
         # Per job: the inputs of its last rendering, and until when that rendering stands.
         self._rendered: dict[JobKey, tuple[object, float]] = {}

@@ -13,7 +13,7 @@ restarts.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from gpupool.api import Condition
@@ -74,6 +74,12 @@ class EvictionRecord:
             for_team=for_team,
             message=message,
         )
+
+    def restamped(self, now: datetime) -> EvictionRecord:
+        """The same request starting `now`: the hook's time counts from when it can run,
+        not from when the plan decided it."""
+        now = now.replace(microsecond=0)
+        return replace(self, requested_at=now, deadline=now + (self.deadline - self.requested_at))
 
     def condition_message(self) -> str:
         head = f"For {self.for_job} (team {self.for_team or '-'}): " if self.for_job else ""

@@ -1,8 +1,8 @@
 """kopf's peering resource (ClusterKopfPeering): how operator instances see each other.
 
 kopf keeps one object per peering name; each instance writes its priority and a
-keep-alive timestamp into its status. The CRD is not installed by kopf; `PEERING_CRD`
-is what the Helm chart and the tests apply.
+keep-alive timestamp into its status. kopf installs neither the CRD (`PEERING_CRD` is
+what the Helm chart and the tests apply) nor the object (`ensure_peering`).
 """
 
 from __future__ import annotations
@@ -59,3 +59,17 @@ async def read_peers(client: KubeClient, name: str) -> dict[str, Any] | None:
         raise
     status: dict[str, Any] = body.get("status") or {}
     return status
+
+
+async def ensure_peering(client: KubeClient, name: str) -> None:
+    """Create the peering object kopf's instances write to (kopf only patches it)."""
+    body = {
+        "apiVersion": CLUSTER_PEERINGS.api_version,
+        "kind": CLUSTER_PEERINGS.kind,
+        "metadata": {"name": name},
+    }
+    try:
+        await client.create(CLUSTER_PEERINGS, body)
+    except ApiError as error:
+        if not error.conflict:
+            raise

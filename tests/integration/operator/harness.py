@@ -120,6 +120,8 @@ class OperatorProcess:
     node_selector: str
     log: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    # A kopf peering name: leader election among the instances that share it.
+    peering: str | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -138,7 +140,7 @@ class OperatorProcess:
             "-c",
             "from gpupool.cli import main; main()",
             "operator",
-            "--standalone",
+            *(["--peering", self.peering] if self.peering else ["--standalone"]),
             "--kubeconfig",
             self.kubeconfig,
         ]
