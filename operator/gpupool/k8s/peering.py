@@ -71,5 +71,10 @@ async def ensure_peering(client: KubeClient, name: str) -> None:
     try:
         await client.create(CLUSTER_PEERINGS, body)
     except ApiError as error:
+        if error.not_found:
+            raise RuntimeError(
+                "the ClusterKopfPeering CRD (clusterkopfpeerings.kopf.dev) is not installed: "
+                "install it (the Helm chart does) or run a single instance with --standalone"
+            ) from error
         if not error.conflict:
             raise
