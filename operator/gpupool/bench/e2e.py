@@ -18,19 +18,19 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import typer
-from aiohttp import web
 
 from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
 from gpupool.k8s import GPUJOBS, NAMESPACES, NODES, TEAMQUOTAS, ApiError, KubeClient
@@ -48,6 +48,8 @@ class Figures:
     seconds_until_all_running: float | None = None
     seconds_until_reclaimed_jobs_run: float | None = None
     preempted: int = 0
+    # The evicted jobs, and how many of them have the checkpoint their hook returned.
+    hook_outcomes: dict[str, int] = field(default_factory=dict)
     rss_mb_with_jobs: float | None = None
     total_jobs: int = 0
     goals: dict[str, bool] = field(default_factory=dict)
@@ -128,8 +130,21 @@ async def _wait_running(
             running = 0
         if running >= count:
             return time.monotonic() - started
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)
     return None
+
+
+async def _hook_outcomes(client: KubeClient, namespace: str) -> dict[str, int]:
+    """How the evicted jobs' checkpoints went, from their status."""
+    listing = await client.list(GPUJOBS, namespace)
+    outcomes = {"preempted_jobs": 0, "checkpoint_from_hook": 0}
+    for job in listing.get("items") or ():
+        status = job.get("status") or {}
+        if status.get("preemptions"):
+            outcomes["preempted_jobs"] += 1
+            if (status.get("lastCheckpoint") or {}).get("source") == "hook":
+                outcomes["checkpoint_from_hook"] += 1
+    return outcomes
 
 
 def _rss_mb(pid: int) -> float | None:
@@ -143,27 +158,45 @@ def _rss_mb(pid: int) -> float | None:
 
 
 class _Hooks:
-    """The batch jobs' checkpoint endpoint: answers at once."""
+    """The batch jobs' checkpoint endpoint: answers at once.
+
+    A threaded HTTP server of its own, so the benchmark's polling (parsing thousands of
+    GPUJobs) never keeps a hook waiting.
+    """
 
     def __init__(self) -> None:
         self.calls = 0
-        self.runner: web.AppRunner | None = None
-        self.port = 0
+        self._lock = threading.Lock()
+        hooks = self
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/checkpoint", self._handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self.runner, sock).start()
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with hooks._lock:
+                    hooks.calls += 1
+                    count = hooks.calls
+                reply = json.dumps({"checkpoint": f"s3://bench/{body.get('pod')}/{count}"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply.encode())
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.calls += 1
-        return web.json_response({"checkpoint": f"s3://bench/{body.get('pod')}/{self.calls}"})
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 async def run_e2e(
@@ -182,7 +215,7 @@ async def run_e2e(
     pool = f"bench-{run}"
     batch, prod = f"batch-{run}", f"prod-{run}"
     hooks = _Hooks()
-    await hooks.start()
+    hooks.start()
     operator: subprocess.Popen[bytes] | None = None
     async with KubeClient.from_kubeconfig(kubeconfig) as client:
         try:
@@ -261,6 +294,7 @@ async def run_e2e(
                 client, prod, reclaim_jobs, timeout, started
             )
             figures.preempted = hooks.calls
+            figures.hook_outcomes = await _hook_outcomes(client, batch)
 
             # Phase 3: memory with many GPUJobs (the rest stay pending).
             extra = max(0, total_jobs - jobs - reclaim_jobs)
@@ -291,8 +325,7 @@ async def run_e2e(
                 32,
                 [functools.partial(client.delete, NODES, f"{pool}-{i:04d}") for i in range(nodes)],
             )
-            if hooks.runner is not None:
-                await hooks.runner.cleanup()
+            hooks.stop()
     figures.goals = {
         "all_running_under_60s": (figures.seconds_until_all_running or 1e9) < 60,
         "reclaimed_under_60s": (figures.seconds_until_reclaimed_jobs_run or 1e9) < 60,

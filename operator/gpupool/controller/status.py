@@ -23,7 +23,6 @@ from gpupool.api import (
 )
 from gpupool.api.conditions import remove_condition
 from gpupool.api.gpujob import Phase, Utilization
-from gpupool.controller.lifecycle import RunState
 from gpupool.controller.preemption import CHECKPOINT_REQUESTED
 from gpupool.controller.snapshot import JobView
 from gpupool.controller.usage import TeamUsage
@@ -76,8 +75,13 @@ def job_phase(view: JobView) -> Phase:
     if ledger.eviction is not None and ledger.eviction.whole_job:
         return "Checkpointing"
     if view.state is JobState.RUNNING:
-        everyone = view.run.state is RunState.RUNNING and len(view.run.live) == len(view.workers)
-        return "Running" if everyone else "Admitted"
+        # Workers an elastic shrink is removing do not make the job any less running.
+        leaving = set(ledger.eviction.workers or ()) if ledger.eviction is not None else set()
+        staying = [pod for pod in view.run.workers.values() if pod.index not in leaving]
+        up = all(pod.phase in ("Running", "Succeeded") and not pod.deleting for pod in staying)
+        live = sum(1 for pod in view.run.live if pod.index not in leaving)
+        wanted = sum(1 for index, _ in view.workers if index not in leaving)
+        return "Running" if up and staying and live == wanted else "Admitted"
     return "Pending"
 
 

@@ -260,18 +260,25 @@ class Pool:
         *,
         gpus: int = 8,
         workers: int | None = 1,
-        hook: bool = True,
+        hook: bool | str = True,
         hook_timeout: int = 20,
+        pod_annotations: dict[str, str] | None = None,
         **spec: Any,
     ) -> JSON:
+        annotations = {
+            CHECKPOINT_ADDRESS_ANNOTATION: self.checkpoints.address,
+            **(pod_annotations or {}),
+        }
         template: JSON = {
-            "metadata": {"annotations": {CHECKPOINT_ADDRESS_ANNOTATION: self.checkpoints.address}},
+            "metadata": {"annotations": annotations},
             "spec": {"containers": [{"name": "train", "image": "train:latest"}]},
         }
         body: JSON = {"gpusPerWorker": gpus, "template": template, **spec}
         if workers is not None and "minWorkers" not in spec:
             body["workers"] = workers
-        if hook:
+        if hook == "signal":
+            body["checkpoint"] = {"mode": "signal", "timeoutSeconds": hook_timeout}
+        elif hook:
             body["checkpoint"] = {
                 "mode": "httpPost",
                 "timeoutSeconds": hook_timeout,
@@ -362,6 +369,17 @@ class Pool:
             if event.get("regarding", {}).get("name") == name
             and (reason is None or event.get("reason") == reason)
         ]
+
+    async def wait_events(
+        self, namespace: str, name: str, reason: str, *, containing: str = ""
+    ) -> list[JSON]:
+        """Events are posted in the background: wait for one whose note has `containing`."""
+
+        async def probe() -> list[JSON] | None:
+            found = await self.events(namespace, name, reason)
+            return found if any(containing in e.get("note", "") for e in found) else None
+
+        return await wait_for(f"a {reason} event of {name}", probe)
 
     async def set_gpunode(
         self,

@@ -51,6 +51,42 @@ async def test_jobs_on_a_notready_node_resume_elsewhere_from_their_last_checkpoi
     assert status["preemptions"] == 2
     assert status["lastCheckpoint"]["location"] == checkpoint
     assert len(pool.checkpoints.calls) == hooks_before, "a dead node's pods were asked"
-    notes = [e["note"] for e in await pool.events(ns, victim, "Preempting")]
+    notes = [e["note"] for e in await pool.wait_events(ns, victim, "Preempting", containing=dead)]
     assert any("NodeFailure" in note and dead in note for note in notes), notes
     assert not [p for p in await pool.pods(ns) if p["spec"]["nodeName"] == dead]
+
+
+async def test_a_job_on_a_gpu_its_agent_marks_unhealthy_is_requeued_off_that_gpu(
+    pool: Pool, operator: OperatorProcess
+) -> None:
+    """One 8-GPU node: a 4-GPU job on GPUs 0-3; the agent reports GPU 2 unhealthy. The job
+    is requeued (NodeFailure) and resumes there on healthy GPUs; with 7 healthy GPUs and 4
+    in use, another 4-GPU job waits: the planner keeps off the bad GPU."""
+    (node,) = await pool.add_nodes(1, 8)
+    _, ns = await pool.add_team("vision", 8)
+    operator.start()
+    await pool.submit(ns, "small", gpus=4)
+    await pool.wait_phase(ns, "small", "Running")
+    (pod,) = await pool.job_pods(ns, "small")
+    users = {index: f"{ns}/{pod['metadata']['name']}" for index in range(4)}
+    await pool.set_gpunode(node, 8, users=users, utilization=90, unhealthy={2: "XID 79"})
+
+    async def requeued() -> dict[str, Any] | None:
+        status = await pool.status(ns, "small")
+        return status if status.get("preemptions") == 1 else None
+
+    await wait_for("small requeued", requeued, timeout=30)
+    notes = [e["note"] for e in await pool.wait_events(ns, "small", "Preempting")]
+    assert any("NodeFailure" in note and "GPU 2" in note for note in notes), notes
+    await pool.wait_phase(ns, "small", "Running", timeout=30)
+    (moved,) = await pool.job_pods(ns, "small")
+    assert moved["metadata"]["name"] == "small-1-0"
+    await pool.set_gpunode(node, 8, users={}, utilization=0, unhealthy={2: "XID 79"})
+    await pool.submit(ns, "whole", gpus=4)
+
+    async def waits() -> dict[str, Any] | None:
+        status = await pool.status(ns, "whole")
+        return status if status.get("pendingReason") else None
+
+    await wait_for("whole to wait", waits)
+    assert not await pool.job_pods(ns, "whole")

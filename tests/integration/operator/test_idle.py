@@ -51,7 +51,7 @@ async def test_idle_jobs_are_reclaimed_in_enforce_mode_and_only_reported_in_repo
         assert status["utilization"]["mean1m"] == 1.0
         assert status["utilization"]["idleSince"]
         assert {c["type"]: c for c in status["conditions"]}["Idle"]["reason"] == reason
-        assert await pool.events(namespace, name, "Idle")
+        await pool.wait_events(namespace, name, "Idle")
 
     await pool.submit(vision_ns, "eager")
     await pool.submit(nlp_ns, "keen")

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from gpupool.devcluster import FAKE_CHECKPOINT
 from gpupool.k8s import GPUJOBS, TEAMQUOTAS, KubeClient
 
 from .harness import CapacityMonitor, OperatorProcess, Pool, env_of, wait_for
@@ -50,7 +51,7 @@ async def test_idle_gpus_are_lent_then_reclaimed_and_the_borrower_resumes(
         assert conditions["Preempted"]["status"] == "True"
         assert conditions["Preempted"]["reason"] == "ReclaimBorrowed"
         assert conditions["CheckpointRequested"]["status"] == "False"
-        (requeued,) = await pool.events(vision_ns, victim, "Requeued")
+        (requeued,) = await pool.wait_events(vision_ns, victim, "Requeued")
         assert f"{nlp_ns}/bert" in requeued["note"]
         assert requeued["related"]["name"] == "bert"
 
@@ -61,7 +62,7 @@ async def test_idle_gpus_are_lent_then_reclaimed_and_the_borrower_resumes(
         assert env["GPUPOOL_RESUME_FROM"] == checkpoint
         assert env["GPUPOOL_RESTART_COUNT"] == "1"
         assert (await pool.status(vision_ns, victim))["restarts"] == 1
-        assert await pool.events(vision_ns, victim, "Resumed")
+        await wait_for("a Resumed event", lambda: pool.events(vision_ns, victim, "Resumed"))
 
 
 async def test_a_non_preemptible_job_keeps_its_borrowed_gpus(
@@ -104,3 +105,61 @@ async def test_a_teamquota_change_takes_effect(
     await wait_for("two held back by maxGPUs", at_limit)
     await kube.patch(TEAMQUOTAS, nlp, {"spec": {"maxGPUs": 16}})
     await pool.wait_phase(nlp_ns, "two", "Running", timeout=20)
+
+
+async def test_the_signal_hook_reads_the_checkpoint_from_the_termination_message(
+    pool: Pool, operator: OperatorProcess
+) -> None:
+    """signal mode: the worker gets SIGTERM (a graceful delete), writes its checkpoint to
+    its termination message (kwok's stage plays the workload), and the job resumes from
+    it."""
+    await pool.add_nodes(1, 8)
+    _, vision_ns = await pool.add_team("vision", 0)
+    _, nlp_ns = await pool.add_team("nlp", 8)
+    operator.start()
+    location = "s3://ckpt/vision/signal/step-42"
+    await pool.submit(
+        vision_ns, "graceful", hook="signal", pod_annotations={FAKE_CHECKPOINT: location}
+    )
+    await pool.wait_phase(vision_ns, "graceful", "Running")
+    await pool.submit(nlp_ns, "bert")
+    await pool.wait_phase(nlp_ns, "bert", "Running", timeout=45)
+    status = await pool.wait_phase(vision_ns, "graceful", "Pending")
+    assert status["preemptions"] == 1
+    assert status["lastCheckpoint"] == {
+        "location": location,
+        "source": "terminationMessage",
+        "time": status["lastCheckpoint"]["time"],
+    }
+    assert pool.checkpoints.calls == []
+
+
+async def test_an_elastic_job_gives_back_its_highest_workers_first(
+    pool: Pool, operator: OperatorProcess
+) -> None:
+    """An elastic 1–4 × 4-GPU job grows into two idle 8-GPU nodes; when nlp claims 8 GPUs,
+    two workers (the highest indices, checkpointed) go and the job keeps running on two."""
+    await pool.add_nodes(2, 8)
+    _, vision_ns = await pool.add_team("vision", 0)
+    _, nlp_ns = await pool.add_team("nlp", 8)
+    operator.start()
+    await pool.submit(vision_ns, "elastic", gpus=4, workers=None, minWorkers=1, maxWorkers=4)
+
+    async def grown() -> list[dict[str, object]] | None:
+        pods = await pool.job_pods(vision_ns, "elastic")
+        return pods if len(pods) == 4 else None
+
+    await wait_for("the elastic job at 4 workers", grown, timeout=45)
+    await pool.submit(nlp_ns, "bert")
+    await pool.wait_phase(nlp_ns, "bert", "Running", timeout=45)
+
+    async def shrunk() -> list[str] | None:
+        pods = await pool.job_pods(vision_ns, "elastic")
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return sorted(p["metadata"]["name"] for p in live) if len(live) == 2 else None
+
+    names = await wait_for("the elastic job at 2 workers", shrunk, timeout=30)
+    assert names == ["elastic-0-0", "elastic-0-1"]
+    await pool.wait_phase(vision_ns, "elastic", "Running")
+    assert len(pool.checkpoints.calls) == 2
+    await wait_for("a Shrunk event", lambda: pool.events(vision_ns, "elastic", "Shrunk"))
