@@ -81,6 +81,8 @@ class TeamLedger:
 
     `allocated` counts GPUs the team keeps: running workers not being released, plus
     admissions, grows and `claimed` capacity of jobs waiting on preempted victims.
+    `checkpointing` counts GPUs its preempted or shrinking jobs still hold while they
+    checkpoint: they count against `maxGPUs` until they are really released.
     """
 
     team: Team
@@ -88,6 +90,7 @@ class TeamLedger:
     demand: int = 0
     allocated: int = 0
     releasing: int = 0
+    checkpointing: int = 0
     claimed: int = 0
 
     @property
@@ -100,7 +103,7 @@ class TeamLedger:
 
     def fits_limit(self, gpus: int) -> bool:
         limit = self.team.max_gpus
-        return limit is None or self.allocated + gpus <= limit
+        return limit is None or self.allocated + self.checkpointing + gpus <= limit
 
     def service_key(self) -> tuple[int, float, str]:
         """Teams furthest below entitlement are served first; ties: lower usage."""

@@ -40,18 +40,19 @@ def gpus(count: int) -> str:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as a person reads them: 45 s, 12 min, 3.5 h."""
-    if seconds < 120:
+    """Seconds as a person reads them: 45 s, 300 s, 12 min, 3.5 h."""
+    if seconds < 600:
         return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
 
 
-def team_at_limit(team: str, limit: int, holds: int, needs: int) -> str:
+def team_at_limit(team: str, limit: int, holds: int, needs: int, checkpointing: int = 0) -> str:
+    releasing = f" ({checkpointing} of them checkpointing before release)" if checkpointing else ""
     return (
         f"team {team} at its borrowing limit (maxGPUs {limit}): "
-        f"holds {holds}, this job needs {needs} more"
+        f"holds {holds}{releasing}, this job needs {needs} more"
     )
 
 

@@ -96,6 +96,11 @@ class _Cycle:
         running.sort(key=_by_key)
         self.preempting.sort(key=_by_key)
         self.holdings = [Holding.of(job, self.node_index) for job in running]
+        self.lowest_priority: dict[str, int] = {}
+        for holding in self.holdings:
+            lowest = self.lowest_priority.get(holding.team, holding.job.priority)
+            self.lowest_priority[holding.team] = min(lowest, holding.job.priority)
+        self.nominated: dict[str, Outcome | None] = {}
         self.static = StaticCapacity.of(self.nodes)
         self.capacity: Capacity
         self.shape_of: dict[str, Shape] = {}
@@ -113,6 +118,7 @@ class _Cycle:
         self.messages: dict[tuple[object, ...], Outcome] = {}
         self.inflight: dict[str, dict[int, int]] = {}
         self.inflight_jobs: dict[str, set[str]] = {}
+        self.inflight_teams: dict[str, set[str]] = {}
         self._pool: VictimPool | None = None
 
     # -- 2. failures -----------------------------------------------------------
@@ -204,6 +210,7 @@ class _Cycle:
             active = holding.active_gpus
             ledger.allocated += active
             ledger.releasing += holding.job.held_gpus - active
+            ledger.checkpointing += holding.job.held_gpus - active
             if holding.job.elastic and not holding.releasing_in_flight:
                 spare = holding.job.max_workers - holding.active_workers
                 ledger.demand += max(0, spare) * holding.job.gpus_per_worker
@@ -211,6 +218,7 @@ class _Cycle:
             ledger = self.ledgers.get(job.team)
             if ledger is not None:
                 ledger.releasing += job.held_gpus
+                ledger.checkpointing += job.held_gpus
         for job in self.pending:
             shape = self.shape_of[job.key] = self._shape(job)
             ledger = self.ledgers.get(job.team)
@@ -252,6 +260,7 @@ class _Cycle:
             if node is not None and self.capacity.usable[node]:
                 freed[node] = freed.get(node, 0) + worker.gpus
         self.inflight_jobs.setdefault(job.preempted_for, set()).add(job.key)
+        self.inflight_teams.setdefault(job.preempted_for, set()).add(job.team)
 
     # -- 5. pending jobs -------------------------------------------------------
 
@@ -265,8 +274,9 @@ class _Cycle:
                 orphans.append(job)
         for name, queue in queues.items():
             queues[name] = sort_queue(queue, self.now, self.config)
+        self._serve_nominated(queues)
         for job in serve_in_order(queues, self.ledgers):
-            outcome = self._serve(job)
+            outcome = self.nominated.pop(job.key) if job.key in self.nominated else self._serve(job)
             if outcome is not None:
                 self._wait(job, *outcome)
         for job in sort_queue(orphans, self.now, self.config):
@@ -276,6 +286,37 @@ class _Cycle:
                 f"no TeamQuota named {job.team!r}: ask an admin to create one",
             )
 
+    def _serve_nominated(self, queues: dict[str, list[Job]]) -> None:
+        """Jobs that victims are already checkpointing for go first: they start if
+        they fit, else the free part of their place is held for them, so a job
+        served earlier in this cycle cannot take it and waste the preemption."""
+        for team, queue in queues.items():
+            for job in queue:
+                inflight = self.inflight.get(job.key)
+                shape = self.shape_of[job.key]
+                fits_limit = self.ledgers[team].fits_limit(shape.total)
+                # Room its own team's victims are making is already within the limit.
+                own_room = self.inflight_teams.get(job.key, set()) <= {team}
+                if not inflight or self.never[shape] is not None or not (fits_limit or own_room):
+                    continue
+                preferred = self._preferred(job)
+                layout = self.capacity.place(shape, preferred) if fits_limit else None
+                if layout is not None:
+                    self._admit(job, layout)
+                    self.nominated[job.key] = None
+                    continue
+                layout = self._place_with(inflight, shape, preferred)
+                if layout is not None:
+                    self._reserve(job, layout, inflight)
+                    self.nominated[job.key] = (
+                        PendingReason.WAITING_FOR_PREEMPTION,
+                        reasons.waiting_for_victims(
+                            shape.describe(),
+                            len(self.inflight_jobs[job.key]),
+                            sum(inflight.values()),
+                        ),
+                    )
+
     def _serve(self, job: Job) -> Outcome | None:
         """Admit the job (None) or say why it waits."""
         ledger = self.ledgers[job.team]
@@ -284,16 +325,30 @@ class _Cycle:
         if never is not None:
             return PendingReason.UNSCHEDULABLE, reasons.unschedulable(shape.describe(), never)
         need = shape.total
+        at_limit: Outcome | None = None
         if not ledger.fits_limit(need):
             limit = ledger.team.max_gpus
             assert limit is not None
-            return PendingReason.TEAM_AT_LIMIT, reasons.team_at_limit(
-                job.team, limit, ledger.allocated, need
+            at_limit = (
+                PendingReason.TEAM_AT_LIMIT,
+                reasons.team_at_limit(
+                    job.team,
+                    limit,
+                    ledger.allocated + ledger.checkpointing,
+                    need,
+                    ledger.checkpointing,
+                ),
             )
+            # GPUs its jobs are already checkpointing away will make room by themselves.
+            release = ledger.allocated + need - limit
+            if release <= 0 or not self.config.preemption_enabled or not self._outranks_own(job):
+                return at_limit
+        else:
+            release = 0
         # A mere preference never blocks a fit: such shapes fit or fail together.
         fit_key: tuple[object, ...] = shape if shape.required else shape[:2]
         preferred: tuple[int, ...] = ()
-        if fit_key not in self.no_fit:
+        if at_limit is None and fit_key not in self.no_fit:
             preferred = self._preferred(job)
             layout = self.capacity.place(shape, preferred)
             if layout is not None:
@@ -301,9 +356,9 @@ class _Cycle:
                 return None
             self.no_fit.add(fit_key)
         inflight = self.inflight.get(job.key, {})
-        if inflight or job.placement.preferred_nodes:
+        if job.placement.preferred_nodes:
             preferred = self._preferred(job)
-        if inflight:
+        if inflight and at_limit is None:
             layout = self._place_with(inflight, shape, preferred)
             if layout is not None:
                 self._reserve(job, layout, inflight)
@@ -319,20 +374,19 @@ class _Cycle:
             return PendingReason.QUEUED_BEHIND, reasons.queued_behind(
                 job.team, len(first), first[0], shape.describe(), self.capacity.total_free
             )
-        memo = (job.team, job.priority, fit_key)
+        memo = (job.team, job.priority, fit_key, release)
         if memo in self.no_victims:
-            self.blocked.add(job.team)
-            return self._no_room(job, shape)
+            return at_limit or self._blocked(job, shape)
         if self.preemptors >= self.config.max_preemptors_per_cycle:
             self.blocked.add(job.team)
             return PendingReason.PREEMPTION_DEFERRED, reasons.preemption_deferred(
                 self.preemptors, shape.describe(), self.capacity.total_free
             )
-        selection = self._victims().select(Request(job, shape, preferred, inflight))
+        request = Request(job, shape, preferred, inflight, release)
+        selection = self._victims().select(request)
         if selection is None:
             self.no_victims.add(memo)
-            self.blocked.add(job.team)
-            return self._no_room(job, shape)
+            return at_limit or self._blocked(job, shape)
         self.preemptors += 1
         self._take_victims(job, selection)
         self._reserve(job, selection.layout, selection.freed)
@@ -340,6 +394,18 @@ class _Cycle:
         return PendingReason.WAITING_FOR_PREEMPTION, reasons.waiting_for_victims(
             shape.describe(), victims, sum(selection.freed.values())
         )
+
+    def _outranks_own(self, job: Job) -> bool:
+        """Whether the team runs a job of lower priority this one could replace
+        (a cheap pre-check; the victim search has the last word)."""
+        lowest = self.lowest_priority.get(job.team)
+        return lowest is not None and lowest < job.priority
+
+    def _blocked(self, job: Job, shape: Shape) -> Outcome:
+        """Nothing may be taken back for this job: it waits, and its team's later
+        jobs may not preempt past it this cycle (they may still use free GPUs)."""
+        self.blocked.add(job.team)
+        return self._no_room(job, shape)
 
     def _shape(self, job: Job) -> Shape:
         policy = job.placement
@@ -425,6 +491,7 @@ class _Cycle:
                 holding.active[i] = False
             ledger.allocated -= gpus
             ledger.releasing += gpus
+            ledger.checkpointing += gpus
             if taken.stage is Stage.ELASTIC_SHRINK:
                 holding.shrunk.extend(taken.workers)
                 self.shrinks.append(

@@ -88,6 +88,8 @@ class Request:
     shape: Shape
     preferred: tuple[int, ...]
     inflight: Mapping[int, int]
+    # GPUs of its own team it must release first (it is at its borrowing limit).
+    release: int = 0
 
 
 @dataclass(slots=True)
@@ -252,7 +254,36 @@ class VictimPool:
 
     def select(self, request: Request) -> Selection | None:
         """The cheapest victims that make the gang fit, and where it will go; None
-        when even every eligible victim would not make it fit."""
+        when even every eligible victim would not make it fit.
+
+        The walk checks each victim against its team's floor on its own, so that a
+        cheap victim it later drops does not block a better one; if the kept set
+        then takes a team below its floor, the walk is redone counting every
+        victim against the floor as it goes.
+        """
+        selection = self._select(request, cumulative_floors=False)
+        if selection is None or self._within_floors(request, selection):
+            return selection
+        return self._select(request, cumulative_floors=True)
+
+    def _within_floors(self, request: Request, selection: Selection) -> bool:
+        taken: dict[str, int] = {}
+        fair_share: set[str] = set()
+        for victim in selection.victims:
+            team = victim.holding.job.team
+            if team == request.job.team:
+                continue
+            workers = victim.holding.job.workers
+            taken[team] = taken.get(team, 0) + sum(workers[i].gpus for i in victim.workers)
+            if victim.stage is Stage.RECLAIM_BORROWED:
+                fair_share.add(team)
+        return all(
+            self.ledgers[team].allocated - gpus
+            >= self.ledgers[team].cross_team_floor(fair_share=team in fair_share)
+            for team, gpus in taken.items()
+        )
+
+    def _select(self, request: Request, *, cumulative_floors: bool) -> Selection | None:
         capacity = self.capacity
         free = capacity.free
         usable = capacity.usable
@@ -266,21 +297,31 @@ class VictimPool:
             if fit.add(node, free[node] + had, free[node] + had + gpus):
                 hit = node
         requester = request.job.team
+        # At its borrowing limit a team may only make room among its own jobs, and
+        # must release at least this much of its own allocation.
+        release = request.release
+        own_freed = 0
         node_mode = fit.mode == "node"
         need = shape.total
         taken_by_team: dict[str, int] = {}
         # Workers already taken per elastic job (shrink units, then maybe the whole job).
         taken_workers: dict[int, set[int]] = {}
         walked: list[tuple[Unit, Stage, tuple[int, ...]]] = []
+        satisfied = hit >= 0 and release <= 0
         for stage, units in self._stages(request):
-            if hit >= 0:
+            if satisfied:
                 break
             fair_share = stage is Stage.RECLAIM_BORROWED
             for unit in units:
                 holding = unit.holding
-                if holding.preempted:
+                # A job shrunk earlier this cycle keeps its remaining workers: the
+                # plan never both shrinks and preempts one job.
+                if holding.preempted or (holding.shrunk and stage is not Stage.ELASTIC_SHRINK):
                     continue
                 job = holding.job
+                owner = job.team
+                if release and owner != requester:
+                    continue
                 spots = unit.spots
                 workers = unit.workers
                 gpus = unit.gpus
@@ -296,18 +337,18 @@ class VictimPool:
                             continue
                         spots = self._spots(holding, workers)
                         gpus = sum(job.workers[i].gpus for i in workers)
-                    done.update(workers)
-                owner = job.team
                 if owner != requester:
                     ledger = self.ledgers[owner]
-                    taken = taken_by_team.get(owner, 0)
+                    taken = taken_by_team.get(owner, 0) if cumulative_floors else 0
                     if ledger.allocated - taken - gpus < ledger.cross_team_floor(
                         fair_share=fair_share
                     ):
-                        if job.elastic:
-                            taken_workers[id(holding)].difference_update(workers)
                         continue
                     taken_by_team[owner] = taken + gpus
+                else:
+                    own_freed += gpus
+                if job.elastic:
+                    taken_workers[id(holding)].update(workers)
                 walked.append((unit, stage, workers))
                 for node, gained in spots:
                     had = freed.get(node, 0)
@@ -318,11 +359,12 @@ class VictimPool:
                             hit = node
                     elif fit.add(node, before, before + gained):
                         hit = node
-                if hit >= 0:
+                if hit >= 0 and own_freed >= release:
+                    satisfied = True
                     break
-        if hit < 0:
+        if not satisfied:
             return None
-        if fit.mode == "node":
+        if node_mode:
             layout: Layout | None = [(hit, shape.workers)]
         else:
             # Only nodes that can now host a worker matter to the placement.
@@ -331,7 +373,7 @@ class VictimPool:
         if layout is None:
             return None
         kept = self._keep_for(layout, request, walked)
-        if fit.mode != "node":
+        if not node_mode:
             kept_freed = dict(request.inflight)
             for unit, _, workers in kept:
                 for i in workers:
@@ -356,7 +398,8 @@ class VictimPool:
         victims: dict[int, Taken] = {}
         for unit, stage, workers in kept:
             holding = unit.holding
-            if not any(holding.nodes[i] in on_layout for i in workers):
+            needed_for_limit = request.release > 0 and holding.job.team == request.job.team
+            if not needed_for_limit and not any(holding.nodes[i] in on_layout for i in workers):
                 continue
             taken = victims.get(id(holding))
             if taken is None:
@@ -394,7 +437,8 @@ class VictimPool:
         request: Request,
         walked: list[tuple[Unit, Stage, tuple[int, ...]]],
     ) -> list[tuple[Unit, Stage, tuple[int, ...]]]:
-        """Of the walked victims, only those needed on the chosen nodes, cheapest first."""
+        """Of the walked victims, only those needed on the chosen nodes (and, at the
+        borrowing limit, to release enough of the team's own GPUs), cheapest first."""
         free = self.capacity.free
         gpus = request.shape.gpus
         need = {
@@ -402,26 +446,27 @@ class VictimPool:
             for node, workers in layout
         }
         need = {node: short for node, short in need.items() if short > 0}
+        release = request.release
+        requester = request.job.team
         kept: list[tuple[Unit, Stage, tuple[int, ...]]] = []
-        if not need:
-            return kept
         for entry in walked:
+            if not need and release <= 0:
+                break
             unit, _, workers = entry
             holding = unit.holding
-            useful = False
-            for i in workers:
-                node = holding.nodes[i]
-                if need.get(node, 0) > 0:
-                    useful = True
-            if not useful:
+            own = release > 0 and holding.job.team == requester
+            if not own and not any(need.get(holding.nodes[i], 0) > 0 for i in workers):
                 continue
             kept.append(entry)
             for i in workers:
                 node = holding.nodes[i]
+                gained = holding.job.workers[i].gpus
+                if own:
+                    release -= gained
                 if node in need:
-                    need[node] -= holding.job.workers[i].gpus
-            if all(short <= 0 for short in need.values()):
-                break
+                    need[node] -= gained
+                    if need[node] <= 0:
+                        del need[node]
         return kept
 
     # -- diagnostics -----------------------------------------------------------
