@@ -371,7 +371,10 @@ def test_rbac_refuses_a_service_account_without_rights(
     )
     assert answer.strip() == "no"
 
-    as_nobody = Cluster(cluster.service_account_kubeconfig(namespace, "nobody", tmp_path / "kc"))
+    as_nobody = Cluster(
+        cluster.service_account_kubeconfig(namespace, "nobody", tmp_path / "kc"),
+        kubectl_binary=cluster.kubectl_binary,
+    )
     with pytest.raises(KubectlError) as refused:
         as_nobody.kubectl("get", "pods", "-n", namespace)
     assert "Forbidden" in refused.value.stderr

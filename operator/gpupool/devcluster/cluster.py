@@ -18,11 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 from gpupool.devcluster import binaries
-from gpupool.devcluster.nodes import (
-    NOT_READY_ANNOTATION,
-    Topology,
-    gpu_nodes,
-)
+from gpupool.devcluster.nodes import DEFAULT_PRODUCT, NOT_READY_ANNOTATION, Topology, gpu_nodes
 
 T = TypeVar("T")
 Manifest = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -173,7 +169,7 @@ class Cluster:
         racks: int = 1,
         zones: int = 1,
         nodes_per_nvlink_domain: int = 1,
-        product: str | None = None,
+        product: str = DEFAULT_PRODUCT,
         labels: Mapping[str, str] | None = None,
         prefix: str = "gpu",
         wait: bool = True,
@@ -185,8 +181,8 @@ class Cluster:
             racks=racks,
             zones=zones,
             nodes_per_nvlink_domain=nodes_per_nvlink_domain,
+            product=product,
             labels=dict(labels or {}),
-            **({"product": product} if product else {}),
         )
         taken = [
             int(suffix)

@@ -99,6 +99,8 @@ class DevCluster(Cluster):
         if cluster.exists():
             if reuse and cluster.healthy():
                 _log(f"cluster {name} is already up")
+                if crds is not None and crds.is_dir():
+                    cluster.apply_crd_directory(crds, timeout=timeout)
                 return cluster
             _log(f"replacing cluster {name} (stale or not asked to reuse)")
             cluster.delete()

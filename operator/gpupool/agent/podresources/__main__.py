@@ -1,6 +1,7 @@
 """Regenerate the PodResources stubs: `python -m gpupool.agent.podresources`.
 
-Needs grpcio-tools (in the dev extras). Writes api_pb2.py, api_pb2.pyi and
+Needs grpcio-tools at the grpcio version pinned in pyproject.toml
+(`pip install grpcio-tools==1.85.1`). Writes api_pb2.py, api_pb2.pyi and
 api_pb2_grpc.py beside api.proto; commit them, they are not built at install time.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from grpc_tools import protoc  # type: ignore[import-untyped]
+from grpc_tools import protoc
 
 SOURCE_ROOT = Path(__file__).resolve().parents[3]
 PROTO = Path(__file__).resolve().with_name("api.proto").relative_to(SOURCE_ROOT)
