@@ -6,6 +6,7 @@ import typer
 
 from gpupool.agent.command import agent
 from gpupool.bench import bench_app
+from gpupool.demo.command import demo
 from gpupool.views import commands as views
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 app.command()(agent)
+app.command()(demo)
 views.register(app)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,8 @@ from gpupool.k8s.errors import ApiError, NotReachable
 from gpupool.k8s.resources import Resource
 
 JSON = dict[str, Any]
+# Told of every call that failed for good: (verb, path, error). The operator counts them.
+ErrorObserver = Callable[[str, str, ApiError], None]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -43,6 +45,7 @@ class ClientSettings:
     request_timeout: float = 30.0
     attempts: int = 5
     field_manager: str = "gpupool"
+    on_error: ErrorObserver | None = None
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
@@ -171,15 +174,23 @@ class KubeClient:
     ) -> Any:
         """One API call; overload, server faults and lost connections are retried."""
         attempts = self.settings.attempts if retry else 1
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential_jitter(initial=0.2, max=5),
-            retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
-            reraise=True,
-        ):
-            with attempt:
-                return await self._once(method, path, params, body, content_type, timeout)
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(attempts),
+                wait=wait_exponential_jitter(multiplier=0.2, max=5),
+                retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._once(method, path, params, body, content_type, timeout)
+        except ApiError as error:
+            self._failed(method, path, error)
+            raise
         raise AssertionError("unreachable: tenacity reraises")
+
+    def _failed(self, verb: str, path: str, error: ApiError) -> None:
+        if self.settings.on_error is not None:
+            self.settings.on_error(verb, path, error)
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON:
         result: JSON = await self.request("GET", resource.path(namespace, name))
@@ -275,9 +286,10 @@ class KubeClient:
         if label_selector:
             params["labelSelector"] = label_selector
         session = self._session_for_loop()
+        path = resource.path(namespace)
         try:
             async with session.get(
-                resource.path(namespace).lstrip("/"),
+                path.lstrip("/"),
                 params=params,
                 headers=self._headers(),
                 timeout=aiohttp.ClientTimeout(total=timeout_seconds + 10),
@@ -297,7 +309,12 @@ class KubeClient:
                             )
                         yield event
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise NotReachable(f"watch {resource.plural}: {exc!r}") from exc
+            unreachable = NotReachable(f"watch {resource.plural}: {exc!r}")
+            self._failed("WATCH", path, unreachable)
+            raise unreachable from exc
+        except ApiError as error:
+            self._failed("WATCH", path, error)
+            raise
 
 
 def _error(status: int, payload: bytes) -> ApiError:
