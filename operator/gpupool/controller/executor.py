@@ -424,6 +424,7 @@ class Executor:
             if remaining < 1:
                 # Resumed after a restart past the deadline: the hook had its time.
                 await self._delete(pods, self._config.eviction_grace_seconds)
+                METRICS.hooks.labels("timeout").inc()
                 return CheckpointOutcome(
                     "timeout", None, "unknown", 0.0, "deadline passed before the hook ended"
                 )
@@ -438,6 +439,7 @@ class Executor:
             now=self._clock.monotonic,
         )
         METRICS.hook_seconds.labels(outcome.outcome).observe(self._clock.monotonic() - started)
+        METRICS.hooks.labels(outcome.outcome).inc()
         return outcome
 
     def _take_reported_checkpoint(

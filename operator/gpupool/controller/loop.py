@@ -180,6 +180,8 @@ class Scheduler:
         self._pending: dict[str, PendingJob] = {}
         self._idle: dict[JobKey, IdleState] = {}
         self._usage: dict[str, TeamUsage] = {}
+        # Pending jobs: since when each has waited (the queue-wait histogram).
+        self._waiting: dict[JobKey, datetime] = {}
         self._plan = Plan()
         self._statuses: WorkQueue[tuple[str, JobKey]] = WorkQueue(
             self._write, workers=status_concurrency
@@ -299,27 +301,37 @@ class Scheduler:
         now = self.clock.now()
         when = as_datetime(now)
 
+        lap = started
+
         # 1. Read the indexes.
         indexed = self.sources.read()
+        lap = self._lap("read", lap)
 
         # 2. Observe every job: its current run, failures, lost workers.
         observation = observe(indexed, self.ledgers, self.cache, now=now, busy=self.executor.busy())
         self._views = observation.views
         self._housekeep(indexed)
+        lap = self._lap("observe", lap)
 
         # 3. Record what the observations decided, and dispatch it.
         self._note_runs(observation, when)
         self._dispatch_observed(observation, when)
+        lap = self._lap("dispatch", lap)
 
-        # 4. Idle clocks and team usage.
+        # 4. Idle clocks, team usage and queue waits.
         self._track_idle(observation, when)
         self._track_usage(observation, when)
+        self._track_waiting(observation, when)
+        lap = self._lap("track", lap)
 
         # 5. Snapshot and plan.
         snapshot = build_snapshot(indexed, observation, self._usage, self.planner_config)
         plan = self._planner(snapshot, now)
         self._plan = plan
         self._pending = {entry.job: entry for entry in plan.pending}
+        METRICS.set_teams(plan.teams)
+        METRICS.set_queue(plan.pending, observation.teams)
+        lap = self._lap("plan", lap)
 
         # 6. Record the plan's decisions first, then 7. apply them asynchronously.
         for admission in plan.admissions:
@@ -330,9 +342,11 @@ class Scheduler:
             self._resize(resize, when)
         for key in observation.orphaned_evictions:
             self._evict(key)
+        lap = self._lap("record", lap)
 
         # 8. Status, where it changed.
         self._write_statuses(observation, when)
+        self._lap("status", lap)
 
         self.cycles += 1
         self.last = CycleReport(
@@ -357,6 +371,12 @@ class Scheduler:
                 self.last.seconds,
             )
         return plan
+
+    def _lap(self, step: str, since: float) -> float:
+        """Time one step of the cycle; the start of the next."""
+        now = self.clock.monotonic()
+        METRICS.step_seconds.labels(step).observe(now - since)
+        return now
 
     # --- step 2: housekeeping -------------------------------------------------------------
 
@@ -516,8 +536,23 @@ class Scheduler:
                 now=when,
                 half_life_hours=self.config.usage_half_life_hours,
             )
+            _count_usage(name, usage, self._usage[name])
         for name in [name for name in self._usage if name not in observation.teams]:
             del self._usage[name]
+
+    def _track_waiting(self, observation: Observation, when: datetime) -> None:
+        """Since when each pending job waits: its submission for a first run, else since
+        it was seen requeued (after a restart, a requeued job counts from the restart)."""
+        waiting: dict[JobKey, datetime] = {}
+        for key, view in observation.views.items():
+            if view.state is not JobState.PENDING:
+                continue
+            since = self._waiting.get(key)
+            if since is None:
+                created = view.record.created
+                since = created if view.ledger.incarnation is None and created else when
+            waiting[key] = since
+        self._waiting = waiting
 
     # --- step 6: record the plan's decisions ----------------------------------------------
 
@@ -539,7 +574,11 @@ class Scheduler:
         view.workers = tuple(
             (worker.index, WorkerPlacement(worker.node, worker.gpus)) for worker in workers
         )
-        METRICS.admissions.inc()
+        METRICS.admissions.labels(admission.team).inc()
+        since = self._waiting.pop(key, None)
+        if since is not None:
+            wait = max((when - since).total_seconds(), 0.0)
+            METRICS.queue_wait_seconds.labels(admission.team).observe(wait)
         decision = Admit(
             key=key,
             incarnation=incarnation,
@@ -556,6 +595,7 @@ class Scheduler:
         view = self._views.get(key)
         if view is None or view.ledger.eviction is not None:
             return
+        _count_idle_reclaim(view, preemption.reason, preemption.gpus, when)
         hook = view.spec.checkpoint
         failure = preemption.reason is PreemptionReason.NODE_FAILURE
         view.ledger.eviction = EvictionRecord.start(
@@ -596,6 +636,8 @@ class Scheduler:
             self.executor.submit(key, "grow", functools.partial(self.executor.admit, decision))
             return
         indices = shrink_indices(view.workers, resize.workers)
+        if resize.reason is not None:
+            _count_idle_reclaim(view, resize.reason, resize.gpus, when)
         hook = view.spec.checkpoint
         view.ledger.eviction = EvictionRecord.start(
             resize.reason or PreemptionReason.ELASTIC_SHRINK,
@@ -718,6 +760,26 @@ class Scheduler:
 
 class LeadershipLost(Exception):
     """Another instance leads now; this one's indexes froze when kopf paused it."""
+
+
+def _count_usage(team: str, before: TeamUsage, after: TeamUsage) -> None:
+    allocated = after.gpu_hours_allocated - before.gpu_hours_allocated
+    used = after.gpu_hours_used - before.gpu_hours_used
+    if allocated > 0:
+        METRICS.team_allocated_gpu_seconds.labels(team).inc(allocated * 3600)
+    if used > 0:
+        METRICS.team_used_gpu_seconds.labels(team).inc(used * 3600)
+
+
+def _count_idle_reclaim(view: JobView, reason: PreemptionReason, gpus: int, when: datetime) -> None:
+    if reason is not PreemptionReason.IDLE_RECLAIM:
+        return
+    team = view.team or ""
+    METRICS.idle_reclaimed_gpus.labels(team).inc(gpus)
+    idle_since = view.ledger.idle_since
+    if idle_since is not None:
+        idle = max((when - idle_since).total_seconds(), 0.0)
+        METRICS.idle_reclaimed_gpu_seconds.labels(team).inc(gpus * idle)
 
 
 def _differs(stored: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

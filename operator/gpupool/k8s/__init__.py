@@ -6,6 +6,7 @@ from gpupool.k8s.client import (
     MERGE_PATCH,
     STRATEGIC_PATCH,
     ClientSettings,
+    ErrorObserver,
     KubeClient,
     load_configuration,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "TEAMQUOTAS",
     "ApiError",
     "ClientSettings",
+    "ErrorObserver",
     "KubeClient",
     "NotReachable",
     "Resource",

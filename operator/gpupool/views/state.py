@@ -8,6 +8,7 @@ from typing import Any
 
 from gpupool.api import GPUJobSpec, GPUJobStatus, GPUNodeStatus, TeamQuotaSpec, TeamQuotaStatus
 from gpupool.k8s import GPUJOBS, GPUNODES, TEAMQUOTAS, ApiError, KubeClient, Resource
+from gpupool.k8s.listing import list_items
 
 
 class CliError(Exception):
@@ -55,21 +56,32 @@ def explain_api_error(error: ApiError, resource: Resource) -> CliError:
             "install gpupool (helm install gpupool helm/gpupool) or apply its CRDs "
             "(kubectl apply -f crds/)"
         )
-    if error.forbidden:
+    if error.forbidden and resource.group == GPUJOBS.group:
         return CliError(
             f"forbidden: your credentials may not list {resource.plural}.{resource.group} "
             f"({error.message}); ask for the gpupool viewer role"
         )
+    if error.forbidden:
+        return CliError(
+            f"forbidden: your credentials may not list {resource.plural} ({error.message}); "
+            "explain and snapshot read what the operator reads: Nodes, and gpupool's Pods "
+            "in every namespace"
+        )
     return CliError(f"the API server refused to list {resource.plural}: {error}")
 
 
-async def _list(client: KubeClient, resource: Resource, namespace: str | None) -> list[Any]:
+async def list_objects(
+    client: KubeClient,
+    resource: Resource,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every object of `resource`; a missing CRD or a refusal becomes a `CliError`."""
     try:
-        answer = await client.list(resource, namespace)
+        return await list_items(client, resource, namespace, label_selector=label_selector)
     except ApiError as error:
         raise explain_api_error(error, resource) from error
-    items: list[Any] = answer.get("items", [])
-    return items
 
 
 def _job(item: dict[str, Any]) -> Job:
@@ -88,9 +100,9 @@ async def load_state(
     client: KubeClient, namespace: str | None = None, *, nodes: bool = True
 ) -> ClusterState:
     teams, jobs, gpunodes = await asyncio.gather(
-        _list(client, TEAMQUOTAS, None),
-        _list(client, GPUJOBS, namespace),
-        _list(client, GPUNODES, None) if nodes else asyncio.sleep(0, result=[]),
+        list_objects(client, TEAMQUOTAS),
+        list_objects(client, GPUJOBS, namespace),
+        list_objects(client, GPUNODES) if nodes else asyncio.sleep(0, result=[]),
     )
     return ClusterState(
         teams=sorted(

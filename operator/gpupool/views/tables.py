@@ -82,12 +82,26 @@ def status_table(state: ClusterState) -> Group:
     return Group(table, totals)
 
 
+def job_teams(state: ClusterState) -> dict[str, str]:
+    """Job key -> team: as the operator wrote it, else as it will resolve it (spec.team, or
+    the namespace's TeamQuota, the first by name when two claim it)."""
+    owners: dict[str, str] = {}
+    for quota in sorted(state.teams, key=lambda quota: quota.name):
+        for namespace in quota.spec.namespaces:
+            owners.setdefault(namespace, quota.name)
+    return {
+        job.key: job.status.team or job.spec.team or owners.get(job.namespace, "")
+        for job in state.jobs
+    }
+
+
 def queue_table(state: ClusterState, team: str | None, now: datetime | None = None) -> Table:
     now = now or datetime.now(UTC)
+    teams = job_teams(state)
     pending = [
         job
         for job in state.jobs
-        if job.status.phase == "Pending" and (team is None or job.status.team == team)
+        if job.status.phase == "Pending" and (team is None or teams[job.key] == team)
     ]
     pending.sort(key=lambda job: (job.status.queue_position or 10**9, job.created, job.key))
     table = Table(title=f"Queue{f' of team {team}' if team else ''}", title_justify="left")
@@ -97,7 +111,7 @@ def queue_table(state: ClusterState, team: str | None, now: datetime | None = No
         table.add_row(
             str(job.status.queue_position or "-"),
             job.key,
-            job.status.team or job.spec.team or "-",
+            teams[job.key] or "-",
             job.status.shape or _shape(job),
             str(job.spec.priority),
             _age(job.created, now),

@@ -95,3 +95,12 @@ def test_top_shows_gpus_pods_health_and_silent_nodes() -> None:
     assert "XID 79" in text
     assert "40.0/80 GiB" in text
     assert "not reporting" in text and "driver not loaded" in text
+
+
+def test_queue_of_a_team_includes_jobs_the_operator_has_not_seen_yet() -> None:
+    unseen = job("fresh", "nlp", "Pending", None, "")
+    unseen.status.team = ""
+    cluster = state()
+    cluster.jobs.append(unseen)
+    text = render(queue_table(cluster, team="nlp", now=NOW))
+    assert "nlp-ns/fresh" in text and "not yet seen by the scheduler" in text

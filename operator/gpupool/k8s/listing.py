@@ -1,0 +1,60 @@
+"""Reads for the command line: whole listings, the Events about one object, the
+kubeconfig's namespace. The operator never lists (it keeps indexes); the CLI does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import config as k8s_config
+
+from gpupool.k8s.client import KubeClient
+from gpupool.k8s.resources import EVENTS, Resource
+
+JSON = dict[str, Any]
+
+
+async def list_items(
+    client: KubeClient,
+    resource: Resource,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+) -> list[JSON]:
+    """Every object of `resource` (in `namespace`, or all of them)."""
+    answer = await client.list(resource, namespace, label_selector=label_selector)
+    items: list[JSON] = answer.get("items") or []
+    return items
+
+
+async def events_about(client: KubeClient, namespace: str, kind: str, name: str) -> list[JSON]:
+    """The events.k8s.io Events regarding one object, oldest first."""
+    events = [
+        event
+        for event in await list_items(client, EVENTS, namespace)
+        if (event.get("regarding") or {}).get("kind") == kind
+        and (event.get("regarding") or {}).get("name") == name
+    ]
+    return sorted(events, key=event_time)
+
+
+def event_time(event: JSON) -> str:
+    """When an Event happened (events.k8s.io eventTime, else its deprecated fields)."""
+    metadata = event.get("metadata") or {}
+    return str(
+        event.get("eventTime")
+        or event.get("deprecatedLastTimestamp")
+        or metadata.get("creationTimestamp")
+        or ""
+    )
+
+
+def context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace of the kubeconfig's (current) context, as kubectl would use it."""
+    try:
+        found = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        contexts, active = found
+    except (k8s_config.ConfigException, OSError):
+        return "default"
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else "default"
