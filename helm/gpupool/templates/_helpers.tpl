@@ -25,3 +25,28 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "gpupool.operatorServiceAccount" -}}
 {{- printf "%s-operator" (include "gpupool.fullname" .) -}}
 {{- end -}}
+
+{{- define "gpupool.operatorSelector" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "gpupool.webhookEnabled" -}}
+{{- if and .Values.operator.enabled .Values.webhook.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{- define "gpupool.webhookService" -}}
+{{- printf "%s-webhook" (include "gpupool.fullname" .) -}}
+{{- end -}}
+
+{{- define "gpupool.webhookSecret" -}}
+{{- printf "%s-webhook-tls" (include "gpupool.fullname" .) -}}
+{{- end -}}
+
+{{- define "gpupool.webhookHost" -}}
+{{- printf "%s.%s.svc" (include "gpupool.webhookService" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "gpupool.peeringName" -}}
+{{- default (include "gpupool.fullname" .) .Values.operator.peeringName -}}
+{{- end -}}

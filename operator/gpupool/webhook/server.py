@@ -1,0 +1,82 @@
+"""The HTTPS endpoint kopf serves the validators on, answering only on the leading instance.
+
+A standby's indexes are empty or frozen (kopf pauses its watches), so its answers would
+be wrong: it does not listen until its scheduling loop leads, and then labels its pod
+(`leader.py`) so that the webhook Service sends admission requests to it alone. While
+no instance leads (a fail-over), the API server applies the webhook's failurePolicy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import kopf
+
+from gpupool.webhook.certs import self_signed
+from gpupool.webhook.config import WebhookConfig
+
+logger = logging.getLogger(__name__)
+
+LEADER_POLL_SECONDS = 0.5
+
+
+class LeaderOnlyServer:
+    """kopf's WebhookServer, started once `serving()` is true; never, without a port.
+
+    Without a port kopf still needs a server (validators are registered); this one
+    listens nowhere, and the API server never calls it because no configuration names it.
+    """
+
+    def __init__(
+        self,
+        server: kopf.WebhookServer | None,
+        serving: Callable[[], bool],
+        on_serving: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._server = server
+        self._serving = serving
+        self._on_serving = on_serving
+
+    async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
+        if self._server is None:
+            await asyncio.Event().wait()
+            return
+        while not self._serving():
+            await asyncio.sleep(LEADER_POLL_SECONDS)
+        logger.info("leading: serving admission webhooks")
+        async for client_config in self._server(fn):
+            if self._on_serving is not None:
+                await self._on_serving()
+            yield client_config
+
+
+def _certificate(config: WebhookConfig) -> tuple[Path, Path]:
+    paths = config.cert_paths
+    if paths is not None:
+        return paths
+    directory = Path(tempfile.mkdtemp(prefix="gpupool-webhook-"))
+    cert, key = self_signed([config.host]).write(directory)
+    logger.info("webhook: self-signed certificate for %s (its own CA) in %s", config.host, cert)
+    return cert, key
+
+
+def build_server(
+    config: WebhookConfig,
+    serving: Callable[[], bool],
+    on_serving: Callable[[], Awaitable[None]] | None = None,
+) -> LeaderOnlyServer:
+    if not config.enabled:
+        return LeaderOnlyServer(None, serving)
+    cert, key = _certificate(config)
+    server = kopf.WebhookServer(
+        addr=config.addr,
+        port=config.port,
+        host=config.host,
+        certfile=str(cert),
+        pkeyfile=str(key),
+    )
+    return LeaderOnlyServer(server, serving, on_serving)
