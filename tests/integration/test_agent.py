@@ -11,7 +11,6 @@ which the fake still counts as holding GPUs, as a kubelet would have admitted th
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ from gpupool.agent.nvml_standin import StandInNVML
 from gpupool.agent.policy import PublishPolicy
 from gpupool.api.gpunode import GPUNode
 from gpupool.k8s import GPUNODES, NAMESPACES, NODES, PODS, ApiError, KubeClient, Resource
-from gpupool.k8s.client import load_configuration
+from gpupool.k8s.kubeconfig import load_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -327,14 +326,8 @@ def render_agent_security(namespace: str, release: str) -> list[JSON]:
 
 
 def token_client(kubeconfig: str, token: str) -> KubeClient:
-    configuration = copy.deepcopy(load_configuration(kubeconfig))
-    # A client certificate would authenticate first and hide the token.
-    configuration.cert_file = None
-    configuration.key_file = None
-    configuration.api_key = {"authorization": token}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    configuration.refresh_api_key_hook = None
-    return KubeClient(configuration)
+    # Without the client certificate, which would authenticate first and hide the token.
+    return KubeClient(load_credentials(kubeconfig).with_token(token))
 
 
 async def node_token(client: KubeClient, namespace: str, account: str, node: str) -> str:

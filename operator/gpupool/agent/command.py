@@ -103,10 +103,9 @@ def agent(
         metrics_address=metrics_address,
         metrics_port=metrics_port,
     )
-    from kubernetes.config import ConfigException
-
     from gpupool.agent.fake import FakeConfig
     from gpupool.agent.main import main
+    from gpupool.k8s.errors import CredentialsError
 
     scripts, idle = _scripts(fake_utilization)
     fake_config = FakeConfig(
@@ -128,6 +127,6 @@ def agent(
                 duration=duration,
             )
         )
-    except ConfigException as exc:
+    except CredentialsError as exc:
         typer.echo(f"gpupool agent: no cluster credentials: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -32,7 +32,6 @@ from typing import Any
 
 import typer
 
-from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
 from gpupool.k8s import GPUJOBS, NAMESPACES, NODES, TEAMQUOTAS, ApiError, KubeClient
 
 JSON = dict[str, Any]
@@ -92,6 +91,10 @@ def _node(name: str, gpus: int, pool: str) -> JSON:
 
 
 def _job(name: str, namespace: str, address: str) -> JSON:
+    # Here, not at the top: importing gpupool.controller loads kopf, and every `gpupool`
+    # command (the node agent too) imports this module.
+    from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
+
     return {
         "apiVersion": "gpupool.io/v1alpha1",
         "kind": "GPUJob",

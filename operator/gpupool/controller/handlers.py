@@ -25,8 +25,9 @@ from prometheus_client import start_http_server
 from gpupool.api import API_GROUP, API_VERSION
 from gpupool.controller import kopf_fixes
 from gpupool.controller.leadership import is_leader
+from gpupool.controller.login import connection_info
 from gpupool.controller.loop import LeadershipLost, Scheduler
-from gpupool.controller.metrics import REGISTRY
+from gpupool.controller.metrics import METRICS, REGISTRY
 from gpupool.controller.records import (
     GPUNodeRecord,
     JobKey,
@@ -42,9 +43,10 @@ from gpupool.controller.records import (
 )
 from gpupool.controller.settings import POD_SELECTOR, OperatorConfig, configure_kopf
 from gpupool.controller.snapshot import Indexed
-from gpupool.k8s import KubeClient
+from gpupool.k8s import ClientSettings, KubeClient
 from gpupool.k8s.events import EventRecorder
 from gpupool.k8s.peering import ensure_peering, read_peers
+from gpupool.webhook import handlers as webhook
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +226,9 @@ class Runtime:
 
     def __init__(self, config: OperatorConfig, indices: Mapping[str, Any]) -> None:
         self.config = config
-        self.client = KubeClient.from_kubeconfig(config.kubeconfig)
+        self.client = KubeClient.from_kubeconfig(
+            config.kubeconfig, settings=ClientSettings(on_error=METRICS.count_api_error)
+        )
         self.recorder = EventRecorder(self.client, instance=config.instance)
         self.fingerprints = Fingerprints()
         self.stop = asyncio.Event()
@@ -261,6 +265,11 @@ class Runtime:
         await self.client.close()
 
 
+@kopf.on.login()
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    return await connection_info(current_config().kubeconfig)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     config = current_config()
@@ -269,6 +278,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     if not config.standalone:
         await ensure_peering(runtime.client, config.peering_name)
     memo.gpupool = runtime
+    # Validators answer from the indexes, so only the leading instance may serve them.
+    webhook_config = await webhook.configure(
+        settings, runtime.client, serving=lambda: runtime.scheduler.led
+    )
     runtime.start()
     logger.info(
         "gpupool operator started (%s, pods selected by %s)",
@@ -277,6 +290,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
         else f"peering {config.peering_name} priority {config.priority}",
         POD_SELECTOR,
     )
+    if webhook_config.enabled:
+        logger.info("admission webhooks on %s:%d", webhook_config.addr, webhook_config.port)
 
 
 @kopf.on.cleanup()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from gpupool.demo.run import DemoFailed, Summary, play
+if TYPE_CHECKING:
+    from gpupool.demo.run import Summary
 
 CLUSTER_NAME = "gpupool-demo"
 
@@ -39,7 +41,9 @@ def demo(
     nodes: int = typer.Option(4, help="Fake GPU nodes (8 GPUs each, 2 racks)."),
 ) -> None:
     """Teams sharing 32 GPUs: borrowing, reclaim after a checkpoint, idle reclaim, resume."""
+    # Imported here: the story drives the operator (kopf), which other commands never load.
     from gpupool.api.crdgen import write_crds
+    from gpupool.demo.run import DemoFailed, play
     from gpupool.devcluster import DevCluster
 
     console = Console()

@@ -8,9 +8,10 @@ from gpupool.k8s.client import (
     ClientSettings,
     ErrorObserver,
     KubeClient,
-    load_configuration,
 )
-from gpupool.k8s.errors import ApiError, NotReachable
+from gpupool.k8s.credentials import Credentials
+from gpupool.k8s.errors import ApiError, CredentialsError, NotReachable
+from gpupool.k8s.kubeconfig import load_credentials
 from gpupool.k8s.resources import (
     CRDS,
     EVENTS,
@@ -42,9 +43,11 @@ __all__ = [
     "TEAMQUOTAS",
     "ApiError",
     "ClientSettings",
+    "Credentials",
+    "CredentialsError",
     "ErrorObserver",
     "KubeClient",
     "NotReachable",
     "Resource",
-    "load_configuration",
+    "load_credentials",
 ]

@@ -2,21 +2,19 @@
 
 A thin asyncio client over aiohttp (which kopf already brings): JSON in, JSON out,
 no model deserialization on the hot path, so the operator can create thousands of
-pods quickly. Credentials come from the official client's kubeconfig/in-cluster
-loaders, so every auth method they support works here too.
+pods quickly. Credentials come from `gpupool.k8s.kubeconfig` (a kubeconfig or the
+pod's service account), not from the official client, whose import alone costs the
+node agent tens of megabytes.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from kubernetes import config as k8s_config
-from kubernetes.client import Configuration
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -24,7 +22,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gpupool.k8s.credentials import Authorization, Credentials
 from gpupool.k8s.errors import ApiError, NotReachable
+from gpupool.k8s.kubeconfig import load_credentials
 from gpupool.k8s.resources import Resource
 
 JSON = dict[str, Any]
@@ -48,42 +48,13 @@ class ClientSettings:
     on_error: ErrorObserver | None = None
 
 
-def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
-    """In-cluster credentials when running in a pod, else the kubeconfig."""
-    configuration = Configuration()
-    if kubeconfig is None:
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-            return configuration
-        except k8s_config.ConfigException:
-            pass
-    k8s_config.load_kube_config(
-        config_file=kubeconfig,
-        context=context,
-        client_configuration=configuration,
-        persist_config=False,
-    )
-    return configuration
-
-
-def _ssl_context(configuration: Configuration) -> ssl.SSLContext | bool:
-    if not configuration.host.startswith("https"):
-        return False
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if not configuration.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file)
-    return context
-
-
 class KubeClient:
     """Async REST verbs over `Resource` descriptors. Use as an async context manager."""
 
-    def __init__(self, configuration: Configuration, settings: ClientSettings | None = None):
-        self.configuration = configuration
+    def __init__(self, credentials: Credentials, settings: ClientSettings | None = None):
+        self.credentials = credentials
         self.settings = settings or ClientSettings()
+        self._authorization = Authorization(credentials)
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -93,7 +64,7 @@ class KubeClient:
         context: str | None = None,
         settings: ClientSettings | None = None,
     ) -> KubeClient:
-        return cls(load_configuration(kubeconfig, context), settings)
+        return cls(load_credentials(kubeconfig, context), settings)
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -106,25 +77,25 @@ class KubeClient:
             await self._session.close()
             self._session = None
 
-    def _headers(self) -> dict[str, str]:
+    async def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        if self.configuration.refresh_api_key_hook is not None:
-            self.configuration.refresh_api_key_hook(self.configuration)
-        # kubernetes>=30 keeps kubeconfig and in-cluster tokens under "BearerToken".
-        token = self.configuration.get_api_key_with_prefix(
-            "authorization"
-        ) or self.configuration.get_api_key_with_prefix("BearerToken")
-        if token:
-            headers["Authorization"] = token
+        authorization = await self._authorization.header()
+        if authorization:
+            headers["Authorization"] = authorization
         return headers
+
+    def _refused(self, status: int) -> None:
+        # A rotated or expired token: like client-go, fetch it anew for the next call.
+        if status == 401:
+            self._authorization.forget()
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self.settings.connections, ssl=_ssl_context(self.configuration)
+                limit=self.settings.connections, ssl=self.credentials.ssl_context() or False
             )
             self._session = aiohttp.ClientSession(
-                base_url=self.configuration.host.rstrip("/") + "/",
+                base_url=self.credentials.server.rstrip("/") + "/",
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             )
@@ -140,7 +111,7 @@ class KubeClient:
         timeout: float | None,
     ) -> Any:
         session = self._session_for_loop()
-        headers = self._headers()
+        headers = await self._headers()
         data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type
@@ -153,9 +124,11 @@ class KubeClient:
                 data=data,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.settings.request_timeout),
+                server_hostname=self.credentials.tls_server_name,
             ) as response:
                 payload = await response.read()
                 if response.status >= 400:
+                    self._refused(response.status)
                     raise _error(response.status, payload)
                 return json.loads(payload) if payload else None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
@@ -291,10 +264,12 @@ class KubeClient:
             async with session.get(
                 path.lstrip("/"),
                 params=params,
-                headers=self._headers(),
+                headers=await self._headers(),
                 timeout=aiohttp.ClientTimeout(total=timeout_seconds + 10),
+                server_hostname=self.credentials.tls_server_name,
             ) as response:
                 if response.status >= 400:
+                    self._refused(response.status)
                     raise _error(response.status, await response.read())
                 async for line in response.content:
                     if line.strip():

@@ -46,3 +46,8 @@ class NotReachable(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(0, "NotReachable", message)
+
+
+class CredentialsError(Exception):
+    """No usable credentials: a missing or malformed kubeconfig, an unsupported
+    authentication method, or an exec plugin that failed."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import config as k8s_config
-
 from gpupool.k8s.client import KubeClient
+from gpupool.k8s.errors import CredentialsError
+from gpupool.k8s.kubeconfig import kubeconfig_paths, load_kubeconfig
 from gpupool.k8s.resources import EVENTS, Resource
 
 JSON = dict[str, Any]
@@ -51,10 +51,7 @@ def event_time(event: JSON) -> str:
 def context_namespace(kubeconfig: str | None, context: str | None) -> str:
     """The namespace of the kubeconfig's (current) context, as kubectl would use it."""
     try:
-        found = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-        contexts, active = found
-    except (k8s_config.ConfigException, OSError):
+        namespace = load_kubeconfig(kubeconfig_paths(kubeconfig), context).namespace
+    except CredentialsError:
         return "default"
-    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
-    namespace = ((chosen or {}).get("context") or {}).get("namespace")
-    return str(namespace) if namespace else "default"
+    return namespace or "default"

@@ -21,7 +21,7 @@ from gpupool.k8s import (
     KubeClient,
     NotReachable,
 )
-from gpupool.k8s.client import Configuration
+from gpupool.k8s.credentials import Credentials
 from gpupool.planner import PendingJob, PendingReason, TeamFigures
 
 from .test_loop import World, job, node, team
@@ -185,11 +185,10 @@ def test_api_errors_are_labelled_by_resource(path: str, resource: str) -> None:
 
 
 async def test_the_client_reports_calls_that_failed_for_good() -> None:
-    configuration = Configuration()
-    configuration.host = "http://127.0.0.1:9"  # the discard port: nothing listens
+    credentials = Credentials(server="http://127.0.0.1:9")  # the discard port: nothing listens
     before = value("gpupool_api_errors_total", verb="GET", resource="pods", code="0")
     settings = ClientSettings(attempts=1, on_error=METRICS.count_api_error)
-    async with KubeClient(configuration, settings) as client:
+    async with KubeClient(credentials, settings) as client:
         with pytest.raises(NotReachable):
             await client.list(PODS, "a")
     assert value("gpupool_api_errors_total", verb="GET", resource="pods", code="0") - before == 1
