@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # One image for the operator and the node agent (different arguments):
 #   operator: gpupool operator
-#   agent:    gpupool agent
+#   agent:    gpupool-agent (the DaemonSet's command; also `gpupool agent`)
 # Stage 1 builds a wheel; stage 2 installs it into a slim image that runs as non-root and
 # works with a read-only root filesystem (nothing is written outside /tmp).
 

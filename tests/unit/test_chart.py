@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from typer.main import get_command
 
+from gpupool.agent.command import agent
 from gpupool.devcluster import binaries
 from gpupool.k8s.peering import PEERING_CRD
 from gpupool.webhook.config import CERT_FILE, KEY_FILE
@@ -205,6 +208,19 @@ def test_editor_and_viewer_roles_per_crd(helm: str, defaults: list[JSON]) -> Non
         assert ("create" in verbs) == suffix.endswith("editor")
     plain = render(helm, COMBINATIONS["no-aggregation"])
     assert all(not aggregation(d) for d in plain if d["kind"] == "ClusterRole")
+
+
+# --- the agent ------------------------------------------------------------------------------
+
+
+def test_the_agent_runs_its_own_command_with_options_it_has(defaults: list[JSON]) -> None:
+    daemonset = only(defaults, "DaemonSet", "-agent")
+    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["gpupool-agent"]  # not the whole CLI (test_dockerfile.py)
+    alone = typer.Typer()
+    alone.command()(agent)
+    options = {opt for param in get_command(alone).params for opt in param.opts}
+    assert container["args"] and {arg.split("=")[0] for arg in container["args"]} <= options
 
 
 # --- the webhook ----------------------------------------------------------------------------

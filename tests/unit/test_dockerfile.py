@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
+from gpupool.agent.command import main as agent_main
 from gpupool.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,20 @@ def test_the_entrypoint_and_its_commands_exist() -> None:
     commands = get_command(app).commands
     assert instructions["CMD"] == '["operator"]' and "operator" in commands
     assert "agent" in commands
+    # The DaemonSet's command (tests/unit/test_chart.py checks its arguments).
+    assert scripts["gpupool-agent"] == "gpupool.agent.command:main"
+
+
+def test_the_agent_entrypoint_is_the_agent_command_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["gpupool-agent", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        agent_main()
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert "Usage: gpupool-agent [OPTIONS]" in shown and "--publish-interval" in shown
+    assert "COMMAND" not in shown
 
 
 def test_the_image_runs_as_non_root_from_a_wheel() -> None:

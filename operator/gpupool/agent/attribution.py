@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ import grpc
 from gpupool.agent.backend import GPUSample
 from gpupool.agent.cgroups import CgroupRef, pod_of_pid
 from gpupool.agent.podresources import api_pb2, api_pb2_grpc
-from gpupool.api.gpunode import PodRef
+from gpupool.agent.status import PodRef
 from gpupool.k8s import ApiError, KubeClient
 from gpupool.k8s.gpunodes import list_node_pods
 
@@ -201,7 +201,7 @@ class NodeAttributor:
                     None,
                 )
                 if known is not None:
-                    ref = ref.model_copy(update={"uid": known.uid})
+                    ref = replace(ref, uid=known.uid)
             if ref is not None:
                 found[sample.uuid] = ref
         # Forget exited processes so the PID cache stays as small as the GPU's process list.

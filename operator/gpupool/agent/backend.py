@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gpupool.api.gpunode import PodRef
+from gpupool.agent.status import PodRef
 
 MIB = 1024 * 1024
 

@@ -1,7 +1,10 @@
-"""`gpupool agent`: the DaemonSet's entrypoint (real NVML), or fake agents for many nodes.
+"""The agent command: real NVML for the DaemonSet, or fake agents for many nodes.
 
-The heavy imports (gRPC, NVML, Prometheus, the API client) happen when the command
-runs, so the rest of the CLI starts fast.
+Installed twice: as `gpupool agent` in the CLI, and alone as `gpupool-agent` (`main`),
+which the DaemonSet runs so that its process loads no other command (nor, with them,
+the resource models, which the agent does not need). The heavy imports
+(gRPC, NVML, Prometheus, the API client) happen when the command runs, so the rest
+of the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -103,30 +106,30 @@ def agent(
         metrics_address=metrics_address,
         metrics_port=metrics_port,
     )
-    from gpupool.agent.fake import FakeConfig
-    from gpupool.agent.main import main
+    fake_config = None
+    if fake:
+        # Only the fakes load their module; the DaemonSet's agent never does.
+        from gpupool.agent.fake import FakeConfig
+
+        scripts, idle = _scripts(fake_utilization)
+        fake_config = FakeConfig(
+            gpus=fake_gpus,
+            product=fake_product,
+            gpu_scripts=scripts,
+            idle_script=idle,
+            pod_utilization=fake_pod_utilization,
+            resource_name=resource_name[0] if resource_name else GPU_RESOURCE,
+        )
+    from gpupool.agent.main import run
     from gpupool.k8s.errors import CredentialsError
 
-    scripts, idle = _scripts(fake_utilization)
-    fake_config = FakeConfig(
-        gpus=fake_gpus,
-        product=fake_product,
-        gpu_scripts=scripts,
-        idle_script=idle,
-        pod_utilization=fake_pod_utilization,
-        resource_name=resource_name[0] if resource_name else GPU_RESOURCE,
-    )
-
     try:
-        asyncio.run(
-            main(
-                nodes,
-                config,
-                kubeconfig=kubeconfig,
-                fake=fake_config if fake else None,
-                duration=duration,
-            )
-        )
+        asyncio.run(run(nodes, config, kubeconfig=kubeconfig, fake=fake_config, duration=duration))
     except CredentialsError as exc:
         typer.echo(f"gpupool agent: no cluster credentials: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def main() -> None:
+    """`gpupool-agent`: the agent command on its own."""
+    typer.run(agent)

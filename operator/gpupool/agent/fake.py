@@ -33,7 +33,7 @@ from gpupool.agent.metrics import MetricsServer
 from gpupool.agent.node import NodeAgent
 from gpupool.agent.publisher import Publisher
 from gpupool.agent.schedule import Schedule
-from gpupool.api.gpunode import PodRef
+from gpupool.agent.status import PodRef
 from gpupool.k8s import NODES, ApiError, KubeClient
 from gpupool.k8s.gpunodes import list_bound_pods, list_node_pods
 

@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from gpupool.agent.attribution import NodeAttributor, NodePods, PodResourcesClient
 from gpupool.agent.config import AgentConfig
-from gpupool.agent.fake import FakeConfig, run_fake_agents
 from gpupool.agent.loop import AgentLoop
 from gpupool.agent.metrics import MetricsServer
 from gpupool.agent.node import NodeAgent
 from gpupool.agent.nvml import NvmlBackend
 from gpupool.agent.publisher import Publisher
 from gpupool.k8s import KubeClient
+
+if TYPE_CHECKING:
+    from gpupool.agent.fake import FakeConfig
 
 log = logging.getLogger("gpupool.agent")
 
@@ -65,7 +68,7 @@ async def run_agent(
             metrics.stop()
 
 
-async def main(
+async def run(
     nodes: list[str],
     config: AgentConfig,
     *,
@@ -78,6 +81,8 @@ async def main(
     _stop_on_signals(stop)
     async with KubeClient.from_kubeconfig(kubeconfig) as client:
         if fake is not None:
+            from gpupool.agent.fake import run_fake_agents
+
             await run_fake_agents(
                 client,
                 nodes,

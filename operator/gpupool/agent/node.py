@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gpupool.agent.backend import MIB, Backend, BackendUnavailable, GPUSample
 from gpupool.agent.config import AgentConfig
 from gpupool.agent.policy import Decision
 from gpupool.agent.publisher import Publisher
+from gpupool.agent.status import (
+    Condition,
+    GPUDevice,
+    GPUNodeStatus,
+    PodRef,
+    set_condition,
+    utcnow,
+)
 from gpupool.agent.window import UtilizationWindow
-from gpupool.api.conditions import Condition, set_condition, utcnow
-from gpupool.api.gpunode import GPUDevice, GPUNodeStatus, NodeTopology, PodRef
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +203,6 @@ class NodeAgent:
             set_condition(
                 self._conditions, HEALTHY, "Unknown", "NotReporting", "no GPU data", now=now
             )
-        topology = self.publisher.topology if self.publisher else None
         return GPUNodeStatus(
             gpu_count=len(gpus),
             healthy_gpus=sum(1 for g in gpus if g.healthy),
@@ -209,10 +214,10 @@ class NodeAgent:
             message=self.message,
             backend=self.backend.name,
             driver_version=self.backend.driver_version if reporting else "",
-            topology=NodeTopology.model_validate(topology) if topology is not None else None,
+            topology=self.publisher.topology if self.publisher else None,
             gpus=gpus,
             last_update=now,
-            conditions=[c.model_copy() for c in self._conditions],
+            conditions=[replace(c) for c in self._conditions],
         )
 
     def publish_age(self) -> float:
@@ -230,7 +235,7 @@ class NodeAgent:
         existing = (self.publisher.existing_status if self.publisher else None) or {}
         ours = {c.type for c in self._conditions}
         for raw in existing.get("conditions") or []:
-            condition = Condition.model_validate(raw)
+            condition = Condition.from_k8s(raw)
             if condition.type not in ours:
                 self._conditions.append(condition)
                 continue

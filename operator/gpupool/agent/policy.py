@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gpupool.api.gpunode import GPUDevice, GPUNodeStatus
+from gpupool.agent.status import GPUDevice, GPUNodeStatus
 
 
 @dataclass(frozen=True)

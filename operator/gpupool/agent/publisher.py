@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 
 from gpupool.agent.policy import Backoff
+from gpupool.agent.status import NodeTopology
 from gpupool.k8s import ApiError, KubeClient
 from gpupool.k8s.gpunodes import JSON, ensure_gpunode, get_node, patch_gpunode_status
 
 log = logging.getLogger(__name__)
 
 
-def topology_from_node(node: JSON) -> dict[str, str]:
+def topology_from_node(node: JSON) -> NodeTopology:
     labels: dict[str, str] = node.get("metadata", {}).get("labels") or {}
-    return {
-        "rack": labels.get("gpupool.io/rack", ""),
-        "zone": labels.get("topology.kubernetes.io/zone", ""),
-        "nvlinkDomain": labels.get("gpupool.io/nvlink-domain", ""),
-    }
+    return NodeTopology(
+        rack=labels.get("gpupool.io/rack", ""),
+        zone=labels.get("topology.kubernetes.io/zone", ""),
+        nvlink_domain=labels.get("gpupool.io/nvlink-domain", ""),
+    )
 
 
 class Publisher:
@@ -35,7 +36,7 @@ class Publisher:
         self.node_name = node_name
         self.topology_refresh = topology_refresh
         self.backoff = backoff or Backoff()
-        self.topology: dict[str, str] | None = None
+        self.topology: NodeTopology | None = None
         self.existing_status: JSON | None = None
         """The status found on the GPUNode at start (conditions carry over from it)."""
         self.ready = False

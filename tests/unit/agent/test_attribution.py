@@ -18,7 +18,7 @@ from gpupool.agent.attribution import (
 )
 from gpupool.agent.backend import GPUProcess, GPUSample
 from gpupool.agent.podresources import api_pb2, api_pb2_grpc
-from gpupool.api.gpunode import PodRef
+from gpupool.agent.status import PodRef
 
 UID = "0f3a9b1c-2d4e-4f60-8a7b-9c0d1e2f3a4b"
 CID = "ab" * 32

@@ -14,7 +14,7 @@ from gpupool.agent.metrics import MetricsServer, make_registry
 from gpupool.agent.node import NodeAgent
 from gpupool.agent.nvml import NvmlBackend
 from gpupool.agent.nvml_standin import StandInNVML
-from gpupool.api.gpunode import PodRef
+from gpupool.agent.status import PodRef
 
 POD = PodRef(namespace="team-a", name="train-0", container="trainer")
 

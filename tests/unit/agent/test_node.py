@@ -13,7 +13,8 @@ from gpupool.agent.nvml import NvmlBackend
 from gpupool.agent.nvml_standin import NVMLError_LibraryNotFound, StandInNVML
 from gpupool.agent.policy import Backoff, PublishPolicy
 from gpupool.agent.publisher import Publisher
-from gpupool.api.gpunode import GPUNode, PodRef
+from gpupool.agent.status import PodRef
+from gpupool.api.gpunode import GPUNode
 from gpupool.k8s import ApiError
 
 from .stubs import StubKube

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from gpupool.agent.policy import Backoff, PublishPolicy
-from gpupool.api.gpunode import GPUDevice, GPUNodeStatus, NodeTopology, PodRef
+from gpupool.agent.status import GPUDevice, GPUNodeStatus, NodeTopology, PodRef
 
 POLICY = PublishPolicy(interval=10, heartbeat=60, utilization_points=5, memory_fraction=0.05)
 
@@ -64,9 +65,7 @@ def test_material_change_still_waits_for_the_interval() -> None:
 
 def test_turning_unhealthy_is_published_at_once() -> None:
     sick = gpu(healthy=False, health_reason="XID 79")
-    decision = POLICY.decide(
-        status(gpu(), gpu(1)), status(gpu(), sick.model_copy(update={"index": 1})), 0.5
-    )
+    decision = POLICY.decide(status(gpu(), gpu(1)), status(gpu(), replace(sick, index=1)), 0.5)
     assert decision.publish and decision.urgent
     assert "XID 79" in decision.reason
 
