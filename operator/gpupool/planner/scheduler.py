@@ -293,11 +293,13 @@ class _Cycle:
         for team, queue in queues.items():
             for job in queue:
                 inflight = self.inflight.get(job.key)
+                if not inflight:
+                    continue
                 shape = self.shape_of[job.key]
                 fits_limit = self.ledgers[team].fits_limit(shape.total)
                 # Room its own team's victims are making is already within the limit.
-                own_room = self.inflight_teams.get(job.key, set()) <= {team}
-                if not inflight or self.never[shape] is not None or not (fits_limit or own_room):
+                own_room = self.inflight_teams[job.key] <= {team}
+                if self.never[shape] is not None or not (fits_limit or own_room):
                     continue
                 preferred = self._preferred(job)
                 layout = self.capacity.place(shape, preferred) if fits_limit else None
