@@ -7,6 +7,7 @@ import typer
 from gpupool.agent.command import agent
 from gpupool.bench import bench_app
 from gpupool.demo.command import demo
+from gpupool.sim.command import simulate
 from gpupool.views import commands as views
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.command()(agent)
 app.command()(demo)
+app.command()(simulate)
 views.register(app)
 
 

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gpupool.cli import app
+from gpupool.sim.metrics import JSON_KEYS
+
+from .test_trace_and_teams import REAL
+
+CSV = (
+    "timestamp,duration,num_gpus,gpu_time,cluster\n"
+    "2017-09-04 10:00:00,3600,8,28800,a\n"
+    "2017-09-04 10:00:00,3600,8,28800,a\n"
+    "2017-09-04 10:10:00,600,8,4800,b\n"
+)
+
+
+def _trace(tmp_path: Path) -> Path:
+    path = tmp_path / "trace.csv"
+    path.write_text(CSV)
+    return path
+
+
+def test_json_has_one_entry_per_policy_with_the_documented_keys(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "--trace", str(_trace(tmp_path)), "--gpus", "16", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data) == ["policies"]
+    assert list(data["policies"]) == ["static", "borrow", "gpupool"]
+    for metrics in data["policies"].values():
+        assert tuple(metrics) == JSON_KEYS
+
+
+def test_table_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--trace",
+            str(_trace(tmp_path)),
+            "--gpus",
+            "16",
+            "--policy",
+            "static,gpupool",
+            "--report",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "avg JCT" in result.stdout
+    assert {p.name for p in out.iterdir()} >= {
+        "index.html",
+        "jct_cdf.png",
+        "queue_cdf.png",
+        "allocation.png",
+        "teams_gpupool.png",
+    }
+    assert "static" in (out / "index.html").read_text()
+
+
+def test_unknown_policy_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "--trace", str(_trace(tmp_path)), "--gpus", "16", "--policy", "fifo"]
+    )
+    assert result.exit_code == 2
+    assert "unknown policy" in result.output
+
+
+def test_a_slice_of_the_real_trace_under_every_policy(tmp_path: Path) -> None:
+    if REAL is None:
+        return
+    result = CliRunner().invoke(
+        app, ["simulate", "--trace", str(REAL), "--gpus", "32", "--limit", "20", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    policies = json.loads(result.stdout)["policies"]
+    for metrics in policies.values():
+        assert metrics["avg_jct_s"] > metrics["avg_queue_s"] >= 0
+        assert 0 < metrics["effective_utilization"] <= metrics["allocation_ratio"] <= 1
+    assert policies["static"]["preemptions"] == 0
