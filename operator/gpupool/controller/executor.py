@@ -474,6 +474,8 @@ class Executor:
             message = f"{eviction.reason.value}: {gone_to}; {ledger.hook_result}; {resume}"
             ledger.preemptions += 1
             ledger.requeued = (eviction.reason.value, message)
+            idle = eviction.reason is PreemptionReason.IDLE_RECLAIM
+            ledger.queued_since = as_datetime(self._clock.now()) if idle else None
             ledger.idle_since = None
             ledger.started_at = None
             self._cache.forget(key)

@@ -19,6 +19,7 @@ from gpupool.api import CheckpointRecord
 from gpupool.api.conditions import find_condition
 from gpupool.controller.preemption import CHECKPOINT_REQUESTED, EvictionRecord
 from gpupool.controller.records import JobRecord, PodRecord
+from gpupool.planner import PreemptionReason
 
 Outcome = Literal["Succeeded", "Failed"]
 
@@ -42,6 +43,9 @@ class JobLedger:
     eviction_persisted: bool = False
     # Why the last incarnation ended, for the requeued job's status (reason, message).
     requeued: tuple[str, str] | None = None
+    # When a job taken back for sitting idle rejoined the queue: it waits behind the jobs
+    # submitted before then, so it cannot bounce straight back onto GPUs it leaves idle.
+    queued_since: datetime | None = None
     idle_since: datetime | None = None
     # What the last checkpoint hook achieved, for the requeued job's status and Event.
     hook_result: str = ""
@@ -95,6 +99,8 @@ def seed(job: JobRecord) -> JobLedger:
     preempted = find_condition(status.conditions, "Preempted")
     if preempted is not None and preempted.status == "True":
         ledger.requeued = (preempted.reason, preempted.message)
+        if preempted.reason == PreemptionReason.IDLE_RECLAIM.value:
+            ledger.queued_since = preempted.last_transition_time
     if status.utilization is not None:
         ledger.idle_since = status.utilization.idle_since
     return ledger

@@ -426,7 +426,7 @@ def planner_job(view: JobView) -> Job:
         max_workers=high,
         priority=view.priority,
         preemptible=spec.preemptible,
-        submitted_at=epoch(view.record.created) or 0.0,
+        submitted_at=epoch(ledger.queued_since or view.record.created) or 0.0,
         state=view.state or JobState.PENDING,
         workers=tuple(placement for _, placement in view.workers),
         releasing=tuple(placement for _, placement in view.releasing),

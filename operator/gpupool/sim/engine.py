@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 
-from gpupool.planner import JobState, PendingReason, Plan, Team, WorkerPlacement
+from gpupool.planner import JobState, PendingReason, Plan, PreemptionReason, Team, WorkerPlacement
 from gpupool.sim.metrics import PolicyResult, Recorder
 from gpupool.sim.model import SimConfig, build_nodes, slowdown, utilization_model, worker_shape
 from gpupool.sim.policy import Policy
@@ -160,6 +160,8 @@ class Engine:
             job = self.by_key[preemption.job]
             if self.policy.checkpoint_hook:
                 self._checkpoint(job, now, preemption.for_job)
+                idle = preemption.reason is PreemptionReason.IDLE_RECLAIM
+                job.queued_at = now + self.config.hook_seconds if idle else None
             else:
                 self._evict(job, now)
                 evicted = True

@@ -102,7 +102,7 @@ class GpupoolPolicy:
             gpus_per_worker=job.gpus_per_worker,
             min_workers=job.workers_wanted,
             max_workers=job.workers_wanted,
-            submitted_at=job.trace.submitted,
+            submitted_at=job.order[0],
             state=job.state,
             workers=job.workers if running else (),
             preempted_for=job.preempted_for if running else None,

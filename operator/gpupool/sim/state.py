@@ -42,6 +42,8 @@ class SimJob:
     # When it last lost its GPUs (idle stretches go on without them, see `model`).
     paused_at: float | None = None
     queued_seconds: float = 0.0
+    # When it rejoined the queue after an idle reclaim (the operator's `queued_since`).
+    queued_at: float | None = None
     within_guarantee: bool = False
     # The planner's view, rebuilt only when what it shows changes.
     view: Job | None = None
@@ -65,7 +67,7 @@ class SimJob:
 
     @property
     def order(self) -> tuple[float, int]:
-        return (self.trace.submitted, self.index)
+        return (self.queued_at if self.queued_at is not None else self.trace.submitted, self.index)
 
     def work_at(self, now: float) -> float:
         """Work done by `now`, saved or not."""

@@ -17,7 +17,7 @@ from gpupool.controller.snapshot import (
 )
 from gpupool.planner import JobState, PlannerConfig, PreemptionReason, Snapshot
 
-from .builders import T0, cache, indexed, make_job, make_node, make_pod, make_team
+from .builders import T0, cache, indexed, iso, later, make_job, make_node, make_pod, make_team
 
 VISION = make_team("vision", namespaces=["vision"], guaranteed=8)
 NLP = make_team("nlp", namespaces=["nlp"], guaranteed=8, max_gpus=16)
@@ -206,3 +206,25 @@ def test_the_next_incarnation_never_reuses_one_a_pod_already_has() -> None:
     ledgers = Ledgers()
     run(indexed(jobs=[job], teams=[VISION], nodes=NODES, pods=[pod]), ledgers)
     assert ledgers.get(job).next_incarnation() == 5
+
+
+def test_a_job_taken_back_for_idling_queues_from_its_requeue_not_its_submission() -> None:
+    """Two nlp jobs wait: bert was submitted first but was just reclaimed for sitting idle
+    (its status says so, as after a restart); gpt, submitted later, now goes first."""
+    requeued = later(30)
+    idle = {
+        "type": "Preempted",
+        "status": "True",
+        "reason": "IdleReclaim",
+        "message": "IdleReclaim: its GPUs go to nlp/other (team nlp)",
+        "lastTransitionTime": iso(requeued),
+    }
+    bert = make_job("nlp/bert").gpus(8).status(phase="Pending", conditions=[idle]).obj()
+    gpt = make_job("nlp/gpt").gpus(8).created(later(10)).obj()
+    borrowed = {**idle, "reason": "ReclaimBorrowed"}
+    t5 = make_job("nlp/t5").gpus(8).status(phase="Pending", conditions=[borrowed]).obj()
+    _, snapshot = run(indexed(jobs=[bert, gpt, t5], teams=[NLP], nodes=NODES))
+    jobs = {job.key: job for job in snapshot.jobs}
+    assert jobs["nlp/bert"].submitted_at == requeued.timestamp()
+    assert jobs["nlp/gpt"].submitted_at == later(10).timestamp()
+    assert jobs["nlp/t5"].submitted_at == T0.timestamp()  # reclaimed, not idle: keeps its place
