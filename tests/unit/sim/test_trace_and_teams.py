@@ -10,9 +10,9 @@ from gpupool.sim import derive_teams, load_teams, load_trace
 
 from .synthetic import trace
 
-PHILLY = Path("/work/shared/traces/philly-2017-09-10.csv")
-SHIPPED = Path(__file__).resolve().parents[3] / "traces" / PHILLY.name
-REAL = next((path for path in (SHIPPED, PHILLY) if path.exists()), None)
+# The real trace lives in the workspace's shared/ folder beside the checkout.
+PHILLY = Path(__file__).resolve().parents[4] / "shared" / "traces" / "philly-2017-09-10.csv"
+REAL = PHILLY if PHILLY.exists() else None
 
 
 def test_trace_times_are_relative_to_the_first_submission(tmp_path: Path) -> None:
