@@ -5,7 +5,7 @@
 # (~465 GPUs) is ~83% load; TRACE another trace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-trace="${TRACE:-/work/shared/traces/philly-2017-09-10.csv}"
+trace="${TRACE:-../shared/traces/philly-2017-09-10.csv}"
 gpus="${GPUS:-560}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
