@@ -355,7 +355,9 @@ class Executor:
         ledger = self._ledgers.get(record)
         if ledger.eviction is None:
             return
-        if not ledger.eviction_persisted:
+        # A record persisted by an earlier run (an operator restart) keeps its deadline.
+        resumed = ledger.eviction_persisted
+        if not resumed:
             ledger.eviction = ledger.eviction.restamped(as_datetime(self._clock.now()))
         eviction = ledger.eviction
         # 1. The record first: a restart from here on resumes this preemption.
@@ -383,7 +385,7 @@ class Executor:
             and (eviction.whole_job or pod.index in (eviction.workers or ()))
         ]
         # 2. The hook, then the pods are deleted (the protocol deletes them).
-        outcome = await self._checkpoint_and_delete(record, ledger, pods)
+        outcome = await self._checkpoint_and_delete(record, ledger, pods, resumed=resumed)
         # 3. A checkpoint is persisted the moment it is known.
         if outcome is not None and outcome.location is not None:
             ledger.last_checkpoint = CheckpointRecord(
@@ -404,7 +406,7 @@ class Executor:
         await self._finish_eviction(record, ledger)
 
     async def _checkpoint_and_delete(
-        self, record: JobRecord, ledger: JobLedger, pods: list[PodRecord]
+        self, record: JobRecord, ledger: JobLedger, pods: list[PodRecord], *, resumed: bool
     ) -> CheckpointOutcome | None:
         eviction = ledger.eviction
         spec = record.spec
@@ -418,9 +420,9 @@ class Executor:
             await self._delete(down, 0)
             await self._delete(alive, 0 if eviction.workers is None else None)
             return None
-        remaining = (eviction.deadline.timestamp() - self._clock.now()) if spec.checkpoint else 0
         hook = spec.checkpoint
-        if hook is not None:
+        if hook is not None and resumed:
+            remaining = eviction.deadline.timestamp() - self._clock.now()
             if remaining < 1:
                 # Resumed after a restart past the deadline: the hook had its time.
                 await self._delete(pods, self._config.eviction_grace_seconds)
@@ -429,6 +431,9 @@ class Executor:
                     "timeout", None, "unknown", 0.0, "deadline passed before the hook ended"
                 )
             hook = hook.model_copy(update={"timeout_seconds": max(1, int(remaining))})
+        # Otherwise the hook gets its whole timeout from now: persisting the record may
+        # have queued behind other writes (a reclaim burst), and the hook could not run
+        # before it was written.
         started = self._clock.monotonic()
         outcome = await request_checkpoint(
             self._client,

@@ -249,3 +249,32 @@ async def test_a_refused_admission_is_undone_and_requeued(world: World) -> None:
     world.kube.refuse.clear()
     await world.cycle(seconds=60)
     assert len(world.pods()) == 2
+
+
+async def test_the_hook_gets_its_whole_timeout_even_when_the_record_is_written_late(
+    world: World,
+) -> None:
+    """A reclaim burst queues the preemption record's write for 2 minutes, longer than
+    the 60 s hook timeout: the hook still runs (here it fails: nothing answers), instead
+    of the eviction proceeding as if its time had run out."""
+    hook = {"mode": "httpPost", "timeoutSeconds": 60, "httpPost": {"port": 8080}}
+    world.kube.put(GPUJOBS, job("vision/a", checkpoint=hook))
+    world.kube.put(GPUJOBS, job("vision/b", checkpoint=hook))
+    for _ in range(3):
+        await world.cycle()
+        world.run_pods()
+    write = world.kube.patch
+
+    async def slow_record_write(*args: Any, **kwargs: Any) -> JSON:
+        body = args[2] if len(args) > 2 else kwargs.get("body", {})
+        conditions = (body.get("status") or {}).get("conditions") or ()
+        if any(c["type"] == "CheckpointRequested" and c["status"] == "True" for c in conditions):
+            world.clock.advance(120)
+        return await write(*args, **kwargs)
+
+    world.kube.patch = slow_record_write  # type: ignore[method-assign]
+    world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle()
+    (note,) = world.events("Requeued")
+    assert "deadline passed" not in note
+    assert "checkpoint hook failed" in note
