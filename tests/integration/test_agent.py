@@ -29,14 +29,21 @@ from gpupool.agent.main import run_agent
 from gpupool.agent.nvml_standin import StandInNVML
 from gpupool.agent.policy import PublishPolicy
 from gpupool.api.gpunode import GPUNode
-from gpupool.k8s import GPUNODES, NAMESPACES, NODES, PODS, ApiError, KubeClient, Resource
+from gpupool.k8s import (
+    GPUNODES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SERVICE_ACCOUNTS,
+    ApiError,
+    KubeClient,
+)
 from gpupool.k8s.kubeconfig import load_credentials
 
 pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 FAST = AgentConfig(interval=0.2, metrics_port=0, policy=PublishPolicy(interval=1, heartbeat=30))
 
 

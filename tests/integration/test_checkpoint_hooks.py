@@ -26,14 +26,13 @@ from aiohttp import web
 from gpupool.api import GPUJobSpec
 from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION, request_checkpoint
 from gpupool.controller.manifests import worker_pod
-from gpupool.k8s import NAMESPACES, NODES, PODS, ApiError, KubeClient, Resource
+from gpupool.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, ApiError, KubeClient
 
 pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
 FAKE_CHECKPOINT_ANNOTATION = "gpupool.io/fake-checkpoint"
 KWOK_STAGES = "/apis/kwok.x-k8s.io/v1alpha1/stages"
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 
 
 @pytest.fixture

@@ -29,10 +29,18 @@ from gpupool.demo.scenario import (
     JobSpec,
     phase,
 )
-from gpupool.k8s import EVENTS, GPUJOBS, NAMESPACES, NODES, PODS, TEAMQUOTAS, ApiError, KubeClient
-from gpupool.k8s.resources import Resource
+from gpupool.k8s import (
+    EVENTS,
+    GPUJOBS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SERVICE_ACCOUNTS,
+    TEAMQUOTAS,
+    ApiError,
+    KubeClient,
+)
 
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 STEP_TIMEOUT = 150.0
 # The operator's Events that tell the story: preempted jobs requeued, and resumed.
 NARRATED = ("Requeued", "Resumed")

@@ -33,10 +33,10 @@ from gpupool.k8s import (
     NAMESPACES,
     NODES,
     PODS,
+    SERVICE_ACCOUNTS,
     TEAMQUOTAS,
     ApiError,
     KubeClient,
-    Resource,
 )
 
 JSON = dict[str, Any]
@@ -44,7 +44,6 @@ T = TypeVar("T")
 
 POOL_LABEL = "gpupool.io/pool"
 NOT_READY_ANNOTATION = "gpupool.io/fake-not-ready"
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 
 
 async def wait_for(
