@@ -5,7 +5,6 @@ The registry is process-wide, so each test reads how far a series moved.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from gpupool.controller.metrics import METRICS, REGISTRY, api_resource
 from gpupool.k8s import (
     GPUJOBS,
     GPUNODES,
-    NODES,
     PODS,
     TEAMQUOTAS,
     ClientSettings,
@@ -24,22 +22,9 @@ from gpupool.k8s import (
 from gpupool.k8s.credentials import Credentials
 from gpupool.planner import PendingJob, PendingReason, TeamFigures
 
-from .test_loop import World, job, node, team
+from .world import World, job, team
 
 STEPS = ("read", "observe", "dispatch", "track", "plan", "record", "status")
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    """2 nodes × 8 GPUs; teams vision and nlp, guaranteed 8 each unless a test says else."""
-    w = World()
-    w.recorder.start()
-    for name in ("node-1", "node-2"):
-        w.kube.put(NODES, node(name))
-    w.kube.put(TEAMQUOTAS, team("vision", 8))
-    w.kube.put(TEAMQUOTAS, team("nlp", 8))
-    yield w
-    await w.scheduler.close()
 
 
 def value(name: str, **labels: str) -> float:
