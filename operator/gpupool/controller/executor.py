@@ -4,8 +4,9 @@ Each job has at most one operation running; a new one for the same job waits for
 previous (an eviction decided while the job's pods are still being created runs once
 they are). Every operation is idempotent and resumable from what is persisted:
 
-- admit / grow: Service and pods are created with fixed names (`<job>-<incarnation>-<i>`),
-  so a retry meets AlreadyExists, not duplicates. Refused by the API: the pods created so
+- admit / grow: Service (for a job that can have several workers) and pods are created
+  with fixed names (`<job>-<incarnation>-<i>`), so a retry meets AlreadyExists, not
+  duplicates. Refused by the API: the pods created so
   far are deleted, the assumption is forgotten, the job returns to the queue.
 - evict (preemption, reclaim, elastic shrink, node failure): the preemption record is
   persisted in status *before* the hook runs; a checkpoint location is persisted as soon
@@ -29,7 +30,12 @@ from gpupool.controller.cache import AssumedWorker, SchedulingCache
 from gpupool.controller.checkpoint import CheckpointOutcome, request_checkpoint
 from gpupool.controller.clock import Clock, as_datetime
 from gpupool.controller.ledger import JobLedger, Ledgers
-from gpupool.controller.manifests import headless_service, label_value, worker_pod
+from gpupool.controller.manifests import (
+    headless_service,
+    label_value,
+    needs_service,
+    worker_pod,
+)
 from gpupool.controller.metrics import METRICS
 from gpupool.controller.records import (
     LABEL_FAILURE_COUNTED,
@@ -218,7 +224,7 @@ class Executor:
         created: list[tuple[str, str]] = []
         started = self._clock.monotonic()
         try:
-            if not decision.grow:
+            if not decision.grow and needs_service(spec):
                 await self._create_service(record, spec, team)
             await asyncio.gather(
                 *(

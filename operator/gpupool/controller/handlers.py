@@ -24,6 +24,7 @@ from prometheus_client import start_http_server
 
 from gpupool.api import API_GROUP, API_VERSION
 from gpupool.controller import kopf_fixes
+from gpupool.controller.kopf_diffbase import NoDiffBase, check_no_change_handlers
 from gpupool.controller.leadership import is_leader
 from gpupool.controller.login import connection_info
 from gpupool.controller.loop import LeadershipLost, Scheduler
@@ -274,6 +275,8 @@ async def login(**_: Any) -> kopf.ConnectionInfo:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     config = current_config()
     configure_kopf(settings, config)
+    check_no_change_handlers(kopf.get_default_registry())
+    settings.persistence.diffbase_storage = NoDiffBase()
     runtime = Runtime(config, kwargs)
     if not config.standalone:
         await ensure_peering(runtime.client, config.peering_name)

@@ -163,6 +163,7 @@ class Scheduler:
         self.writer = StatusWriter(
             client,
             concurrency=self._status_concurrency,
+            urgent_concurrency=self._concurrency,
             minor_interval=60.0,
             monotonic=self.clock.monotonic,
         )

@@ -17,6 +17,11 @@ dying rank 0. Names stay valid DNS labels (at most 63 characters): a job name th
 too long or not a label is cut and suffixed with a short hash of the full name, so
 distinct jobs keep distinct names.
 
+A job that can never have more than one worker gets no Service (no worker needs to
+find rank 0; `MASTER_ADDR` is `localhost`): a Service also makes the control plane
+write an Endpoints and an EndpointSlice object, writes that single-GPU jobs, the bulk
+of a busy queue, do not need.
+
 GPUs. Only the first container gets `nvidia.com/gpu` (limits and requests =
 `gpusPerWorker`); it is removed from every other container, init containers included.
 The admission webhook rejects templates that set `nvidia.com/gpu` at all; the builder
@@ -130,6 +135,14 @@ def job_selector(job_name: str) -> str:
     return f"{LABEL_JOB}={label_value(job_name)}"
 
 
+def needs_service(spec: GPUJobSpec) -> bool:
+    """Whether the job's workers must find each other: it may ever have two or more."""
+    return spec.worker_range[1] > 1
+
+
+SINGLE_WORKER_MASTER_ADDR = "localhost"
+
+
 def master_addr(job_name: str, namespace: str, incarnation: int) -> str:
     """DNS name of rank 0 of this incarnation, through the headless Service."""
     return f"{pod_name(job_name, incarnation, 0)}.{service_name(job_name)}.{namespace}.svc"
@@ -209,11 +222,14 @@ def worker_pod(
         pod_metadata["annotations"] = dict(template_meta["annotations"])
 
     port = rendezvous_port(spec)
+    service = needs_service(spec)
     values = {
         "WORLD_SIZE": str(world_size),
         "RANK": str(index),
         "LOCAL_RANK": "0",
-        "MASTER_ADDR": master_addr(job_name, namespace, incarnation),
+        "MASTER_ADDR": (
+            master_addr(job_name, namespace, incarnation) if service else SINGLE_WORKER_MASTER_ADDR
+        ),
         "GPUPOOL_JOB": job_name,
         "GPUPOOL_NAMESPACE": namespace,
         "GPUPOOL_TEAM": team,
@@ -249,7 +265,10 @@ def worker_pod(
         ]
     pod_spec["nodeName"] = node
     pod_spec["hostname"] = name
-    pod_spec["subdomain"] = service_name(job_name)
+    if service:
+        pod_spec["subdomain"] = service_name(job_name)
+    else:
+        pod_spec.pop("subdomain", None)
     pod_spec["restartPolicy"] = "Never"
     pod_spec["tolerations"] = _merge_tolerations(
         template_spec.get("tolerations") or (), [GPU_TOLERATION], extra_tolerations

@@ -56,9 +56,13 @@ class StatusWriter:
         minor_interval: float,
         monotonic: Callable[[], float],
         minor_rate: float = 20.0,
+        urgent_concurrency: asyncio.Semaphore | None = None,
     ) -> None:
         self._client = client
         self._concurrency = concurrency
+        # Forced writes (the executor's records: what a preemption, a checkpoint or a
+        # requeue depends on) do not wait behind the routine ones.
+        self._urgent_concurrency = urgent_concurrency or concurrency
         self.minor_interval = minor_interval
         # Minor writes share a token bucket: 10,000 pending jobs whose queue positions all
         # moved must not flood the API server (nor the operator's own watch).
@@ -139,7 +143,7 @@ class StatusWriter:
             if not force and is_minor(patch, stored, minor) and not self._minor_allowed(kind, key):
                 return True
             try:
-                async with self._concurrency:
+                async with self._urgent_concurrency if force else self._concurrency:
                     result = await self._client.patch_status(
                         resource, key[1], patch, key[0] or None
                     )

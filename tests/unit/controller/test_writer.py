@@ -90,3 +90,29 @@ async def test_minor_changes_wait_for_their_interval_and_share_a_budget(kube: Fa
     assert w.writes == 2
     await w.sync_job(("ml", "j0"), lambda: current(kube, "j0"), render({"phase": "Admitted"}))
     assert w.writes == 3
+
+
+async def test_a_forced_write_does_not_wait_behind_routine_ones(kube: FakeKube) -> None:
+    import asyncio
+
+    routine = asyncio.Semaphore(1)
+    w = StatusWriter(
+        kube,  # type: ignore[arg-type]
+        concurrency=routine,
+        urgent_concurrency=asyncio.Semaphore(1),
+        minor_interval=60.0,
+        monotonic=FakeClock().monotonic,
+    )
+    async with routine:  # every routine slot is taken
+        forced = w.sync_job(
+            ("ml", "j0"), lambda: current(kube, "j0"), render({"phase": "Preempting"}), force=True
+        )
+        assert await asyncio.wait_for(forced, 1.0)
+        waiting = asyncio.ensure_future(
+            w.sync_job(("ml", "j1"), lambda: current(kube, "j1"), render({"phase": "Admitted"}))
+        )
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+    assert await asyncio.wait_for(waiting, 1.0)
+    assert kube.objects[("gpujobs", "ml", "j0")]["status"]["phase"] == "Preempting"
+    assert w.writes == 2
