@@ -47,6 +47,11 @@ COMBINATIONS: dict[str, list[str]] = {
     "pull-secrets": ["imagePullSecrets[0].name=registry", "operator.gpuNodeSelector=pool=a"],
     "agent-only": ["operator.enabled=false"],
     "no-aggregation": ["rbac.aggregateToDefaultRoles=false", "agent.restrictToOwnNode=false"],
+    "cluster-viewers": [
+        "rbac.clusterViewers[0].kind=Group",
+        "rbac.clusterViewers[0].name=platform-oncall",
+        "rbac.clusterViewers[0].apiGroup=rbac.authorization.k8s.io",
+    ],
 }
 
 
@@ -208,6 +213,25 @@ def test_editor_and_viewer_roles_per_crd(helm: str, defaults: list[JSON]) -> Non
         assert ("create" in verbs) == suffix.endswith("editor")
     plain = render(helm, COMBINATIONS["no-aggregation"])
     assert all(not aggregation(d) for d in plain if d["kind"] == "ClusterRole")
+
+
+def test_the_cluster_viewer_reads_what_explain_and_snapshot_read(helm: str) -> None:
+    from gpupool.k8s import EVENTS, GPUJOBS, GPUNODES, NODES, PODS, TEAMQUOTAS
+
+    defaults = render(helm, [])
+    role = only(defaults, "ClusterRole", "-cluster-viewer")
+    assert not aggregation(role)
+    rules = rules_of(role)
+    assert {verb for _, _, verb in rules} == {"get", "list", "watch"}
+    for resource in (GPUJOBS, TEAMQUOTAS, GPUNODES, NODES, PODS, EVENTS):
+        assert (resource.group, resource.plural, "list") in rules, resource.plural
+    assert not [d for d in defaults if d["kind"] == "ClusterRoleBinding" and "viewer" in str(d)]
+    bound = render(helm, COMBINATIONS["cluster-viewers"])
+    binding = only(bound, "ClusterRoleBinding", "-cluster-viewer")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "Group", "name": "platform-oncall", "apiGroup": "rbac.authorization.k8s.io"}
+    ]
 
 
 # --- the agent ------------------------------------------------------------------------------

@@ -22,20 +22,24 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 
+from gpupool.bench.concurrency import bounded
+from gpupool.bench.phases import Phases
 from gpupool.k8s import GPUJOBS, NAMESPACES, NODES, TEAMQUOTAS, ApiError, KubeClient
 
 JSON = dict[str, Any]
@@ -55,28 +59,14 @@ class Figures:
     preempted: int = 0
     # The evicted jobs, and how many of them have the checkpoint their hook returned.
     hook_outcomes: dict[str, int] = field(default_factory=dict)
+    # The operator's status writes up to the end of phase 2, by object/class.
+    status_writes: dict[str, int] = field(default_factory=dict)
     rss_mb_with_jobs: float | None = None
     total_jobs: int = 0
+    # The floor of phase 1 here: as many worker pods created by a client directly, no
+    # operator running (gpupool.bench.baseline).
+    seconds_until_pods_alone_run: float | None = None
     goals: dict[str, bool] = field(default_factory=dict)
-
-
-async def _bounded(concurrency: int, calls: list[Callable[[], Awaitable[Any]]]) -> None:
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one(call: Callable[[], Awaitable[Any]]) -> None:
-        async with semaphore:
-            for attempt in range(5):
-                try:
-                    await call()
-                    return
-                except ApiError as error:
-                    if error.conflict:
-                        return
-                    if not error.retryable or attempt == 4:
-                        raise
-                    await asyncio.sleep(0.5 * 2**attempt)
-
-    await asyncio.gather(*(one(call) for call in calls))
 
 
 def _node(name: str, gpus: int, pool: str) -> JSON:
@@ -142,62 +132,6 @@ async def _wait_nodes_ready(
     return None
 
 
-class _Phases:
-    """Every GPUJob's phase in one namespace, kept up to date by a watch.
-
-    Polling a LIST of thousands of GPUJobs every few seconds would make the API server
-    serialize them all each time, CPU taken from the operator being measured; a watch
-    costs one event per change and tells the moment the last job starts.
-    """
-
-    def __init__(self, client: KubeClient, namespace: str) -> None:
-        self._client = client
-        self._namespace = namespace
-        self._phases: dict[str, str] = {}
-        self._changed = asyncio.Event()
-
-    def running(self) -> int:
-        return sum(1 for phase in self._phases.values() if phase == "Running")
-
-    async def follow(self) -> None:
-        """List, then watch from there; list again when the watch ends or fails."""
-        while True:
-            try:
-                listing = await self._client.list(GPUJOBS, self._namespace)
-                self._phases = {
-                    job["metadata"]["name"]: (job.get("status") or {}).get("phase", "")
-                    for job in listing.get("items") or ()
-                }
-                self._changed.set()
-                version = listing["metadata"]["resourceVersion"]
-                async for event in self._client.watch(
-                    GPUJOBS, self._namespace, resource_version=version, timeout_seconds=60
-                ):
-                    job = event["object"]
-                    if event["type"] == "DELETED":
-                        self._phases.pop(job["metadata"]["name"], None)
-                    elif event["type"] in ("ADDED", "MODIFIED"):
-                        phase = (job.get("status") or {}).get("phase", "")
-                        self._phases[job["metadata"]["name"]] = phase
-                    self._changed.set()
-            except ApiError:
-                await asyncio.sleep(1.0)
-
-    async def wait_running(self, count: int, timeout: float, started: float) -> float | None:
-        """Seconds from `started` until `count` jobs run; None after `timeout`."""
-        deadline = started + timeout
-        while self.running() < count:
-            self._changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                return None
-        return time.monotonic() - started
-
-
 async def _hook_outcomes(client: KubeClient, namespace: str) -> dict[str, int]:
     """How the evicted jobs' checkpoints went, from their status."""
     listing = await client.list(GPUJOBS, namespace)
@@ -209,6 +143,35 @@ async def _hook_outcomes(client: KubeClient, namespace: str) -> dict[str, int]:
             if (status.get("lastCheckpoint") or {}).get("source") == "hook":
                 outcomes["checkpoint_from_hook"] += 1
     return outcomes
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _status_writes(port: int) -> dict[str, int]:
+    """gpupool_status_writes_total from the operator's metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gpupool_status_writes_total":
+                counts[f"{sample.labels['kind']}/{sample.labels['class']}"] = int(sample.value)
+    return counts
+
+
+def _stop(operator: subprocess.Popen[bytes]) -> None:
+    if operator.poll() is None:
+        operator.send_signal(signal.SIGTERM)
+        try:
+            operator.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+            operator.wait(timeout=20)
 
 
 def _rss_mb(pid: int) -> float | None:
@@ -273,11 +236,12 @@ async def run_e2e(
     total_jobs: int,
     timeout: float,
     log: Path,
+    baseline: bool = True,
 ) -> Figures:
     figures = Figures(nodes, gpus_per_node, jobs, reclaim_jobs, total_jobs=total_jobs)
     run = uuid.uuid4().hex[:6]
     pool = f"bench-{run}"
-    batch, prod = f"batch-{run}", f"prod-{run}"
+    batch, prod, base = f"batch-{run}", f"prod-{run}", f"baseline-{run}"
     hooks = _Hooks()
     hooks.start()
     operator: subprocess.Popen[bytes] | None = None
@@ -285,7 +249,7 @@ async def run_e2e(
     async with KubeClient.from_kubeconfig(kubeconfig) as client:
         try:
             node_names = [f"{pool}-{i:04d}" for i in range(nodes)]
-            await _bounded(
+            await bounded(
                 32,
                 [
                     functools.partial(client.create, NODES, _node(name, gpus_per_node, pool))
@@ -311,12 +275,14 @@ async def run_e2e(
                         "spec": {"namespaces": [team], "guaranteedGPUs": reclaim_jobs},
                     },
                 )
+            metrics_port = _free_port()
             env = {
                 **os.environ,
                 "KUBECONFIG": kubeconfig,
                 "GPUPOOL_NODE_SELECTOR": f"{POOL_LABEL}={pool}",
                 "GPUPOOL_MIN_RUNTIME_SECONDS": "0",
                 "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE": str(max(32, reclaim_jobs)),
+                "GPUPOOL_METRICS_PORT": str(metrics_port),
             }
             with log.open("ab") as out:
                 operator = subprocess.Popen(
@@ -334,14 +300,14 @@ async def run_e2e(
             await asyncio.sleep(3.0)
             address = f"127.0.0.1:{hooks.port}"
 
-            batch_phases, prod_phases = _Phases(client, batch), _Phases(client, prod)
+            batch_phases, prod_phases = Phases(client, batch), Phases(client, prod)
             followers += [
                 asyncio.create_task(phases.follow()) for phases in (batch_phases, prod_phases)
             ]
 
             # Phase 1: everyone at once.
             started = time.monotonic()
-            await _bounded(
+            await bounded(
                 64,
                 [
                     functools.partial(
@@ -356,7 +322,7 @@ async def run_e2e(
 
             # Phase 2: the owner claims its guarantee back.
             started = time.monotonic()
-            await _bounded(
+            await bounded(
                 64,
                 [
                     functools.partial(
@@ -369,11 +335,13 @@ async def run_e2e(
                 reclaim_jobs, timeout, started
             )
             figures.preempted = hooks.calls
+            with contextlib.suppress(OSError):
+                figures.status_writes = await asyncio.to_thread(_status_writes, metrics_port)
             figures.hook_outcomes = await _hook_outcomes(client, batch)
 
             # Phase 3: memory with many GPUJobs (the rest stay pending).
             extra = max(0, total_jobs - jobs - reclaim_jobs)
-            await _bounded(
+            await bounded(
                 64,
                 [
                     functools.partial(
@@ -384,22 +352,35 @@ async def run_e2e(
             )
             await asyncio.sleep(15.0)
             figures.rss_mb_with_jobs = _rss_mb(operator.pid)
+            _stop(operator)
+
+            # The control plane alone, for comparison with phase 1.
+            if baseline:
+                from gpupool.api import GPUJobSpec
+                from gpupool.bench.baseline import pods_only
+
+                figures.seconds_until_pods_alone_run = await pods_only(
+                    client,
+                    GPUJobSpec.model_validate(_job("b", batch, address)["spec"]),
+                    namespace=base,
+                    nodes=node_names,
+                    count=jobs,
+                    timeout=timeout,
+                )
         finally:
             for task in followers:
                 task.cancel()
             await asyncio.gather(*followers, return_exceptions=True)
-            if operator is not None and operator.poll() is None:
-                operator.send_signal(signal.SIGTERM)
-                try:
-                    operator.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    operator.kill()
+            if operator is not None:
+                _stop(operator)
             for team in (batch, prod):
                 with contextlib.suppress(ApiError):
                     await client.delete(TEAMQUOTAS, team)
                 with contextlib.suppress(ApiError):
                     await client.delete(NAMESPACES, team)
-            await _bounded(
+            with contextlib.suppress(ApiError):
+                await client.delete(NAMESPACES, base)
+            await bounded(
                 32,
                 [functools.partial(client.delete, NODES, f"{pool}-{i:04d}") for i in range(nodes)],
             )
@@ -422,6 +403,9 @@ def e2e_bench(
     reclaim_jobs: int = typer.Option(2000, help="The owning team's jobs (phase 2)."),
     total_jobs: int = typer.Option(10000, help="GPUJobs in all for the memory figure."),
     timeout: float = typer.Option(300, help="Give up on a phase after this many seconds."),
+    baseline: bool = typer.Option(
+        True, help="Also time as many pods created without the operator (the floor)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The operator end to end: admission burst, reclaim burst, memory."""
@@ -448,6 +432,7 @@ def e2e_bench(
                 total_jobs=total_jobs,
                 timeout=timeout,
                 log=log,
+                baseline=baseline,
             )
         )
     if as_json:

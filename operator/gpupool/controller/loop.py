@@ -187,8 +187,10 @@ class Scheduler:
         self._statuses: WorkQueue[tuple[str, JobKey]] = WorkQueue(
             self._write, workers=status_concurrency
         )
-        # Per job: the inputs of its last rendering, and until when that rendering stands.
-        self._rendered: dict[JobKey, tuple[object, float]] = {}
+        # Per job: the inputs of its last rendering (major, minor), and until when a
+        # change of the minor ones alone does not call for rendering it again.
+        # The last flag: that rendering matched what is stored.
+        self._rendered: dict[JobKey, tuple[object, object, float, bool]] = {}
         self.led = False
         self.last: CycleReport = CycleReport()
         self.cycles = 0
@@ -673,38 +675,45 @@ class Scheduler:
             if assumed is not None and assumed.created_at is None:
                 # Its pods are being created: the cycle after says Admitted or Running.
                 continue
-            fingerprint = self._fingerprint(view)
+            major, minor = self._fingerprint(view)
             last = self._rendered.get(key)
-            if last is not None and last[0] == fingerprint and now < last[1]:
-                continue
+            # Figures alone (queue position, the pending message's numbers, utilization)
+            # change every cycle for thousands of pending jobs; they are rendered again
+            # only once the minor-write interval since the last queued write has passed
+            # (also unchanged, when that write may have been held back).
+            if last is not None and last[0] == major:
+                _, last_minor, until, settled = last
+                if now < until or (settled and last_minor == minor):
+                    continue
             _, stored = self.writer.stored("job", key, record.raw_status, record.resource_version)
             desired = self._render_job(key, stored)
             if desired is not None and _differs(stored, desired):
                 self._statuses.add(("job", key))
-                self._rendered[key] = (fingerprint, now + self.writer.minor_interval)
+                self._rendered[key] = (major, minor, now + self.writer.minor_interval, False)
             else:
-                self._rendered[key] = (fingerprint, float("inf"))
+                # Settled; the interval still counts from the last queued write.
+                self._rendered[key] = (major, minor, last[2] if last else now, True)
         for key in [key for key in self._rendered if key not in observation.views]:
             del self._rendered[key]
         for name in observation.teams:
             self._statuses.add(("team", ("", name)))
 
-    def _fingerprint(self, view: JobView) -> object:
-        """Everything a job's status is rendered from (time aside)."""
+    def _fingerprint(self, view: JobView) -> tuple[object, object]:
+        """Everything a job's status is rendered from (time aside): (major, minor) — the
+        minor part only moves figures (see `MINOR_JOB_FIELDS`)."""
         ledger = view.ledger
         pending = self._pending.get(view.id)
-        return (
+        major = (
             view.record.resource_version,
             view.state,
             view.blocker,
             view.backing_off,
             view.team,
             view.priority,
-            view.utilization,
             tuple((pod.name, pod.phase, pod.node) for pod in view.run.live),
             len(view.workers),
             view.run.state,
-            pending,
+            pending.reason if pending is not None else None,
             self._idle.get(view.key),
             (
                 ledger.incarnation,
@@ -720,6 +729,11 @@ class Scheduler:
                 ledger.idle_since,
             ),
         )
+        minor = (
+            view.utilization,
+            (pending.message, pending.queue_position) if pending is not None else None,
+        )
+        return major, minor
 
     async def _write(self, slot: tuple[str, JobKey]) -> None:
         kind, key = slot

@@ -170,6 +170,15 @@ class Metrics:
         )
     )
     # --- the API server -------------------------------------------------------------------
+    status_writes: Counter = field(
+        default_factory=lambda: _counter(
+            "gpupool_status_writes",
+            "Status patches written, by object (job, team) and class: forced (a record an "
+            "operation depends on), change (phase, reason or a condition changed), minor "
+            "(figures only, e.g. queue position; rate-limited).",
+            ("kind", "class"),
+        )
+    )
     api_errors: Counter = field(
         default_factory=lambda: _counter(
             "gpupool_api_errors",

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gpupool.controller.metrics import METRICS
 from gpupool.controller.status import (
     MINOR_JOB_FIELDS,
     MINOR_TEAM_FIELDS,
@@ -140,7 +141,8 @@ class StatusWriter:
             if not patch:
                 return True
             now = self._monotonic()
-            if not force and is_minor(patch, stored, minor) and not self._minor_allowed(kind, key):
+            minor_patch = not force and is_minor(patch, stored, minor)
+            if minor_patch and not self._minor_allowed(kind, key):
                 return True
             try:
                 async with self._urgent_concurrency if force else self._concurrency:
@@ -152,6 +154,9 @@ class StatusWriter:
                     logger.warning("status of %s %s/%s not written: %s", kind, *key, error)
                 return error.not_found
             self.writes += 1
+            METRICS.status_writes.labels(
+                kind, "forced" if force else "minor" if minor_patch else "change"
+            ).inc()
             self._last_write[(kind, key)] = now
             self._written[(kind, key)] = (
                 str((result.get("metadata") or {}).get("resourceVersion", version)),

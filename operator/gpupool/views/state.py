@@ -49,6 +49,9 @@ class ClusterState:
     nodes: list[Node] = field(default_factory=list)
 
 
+CLUSTER_VIEWER = "<release>-cluster-viewer (Helm value rbac.clusterViewers)"
+
+
 def explain_api_error(error: ApiError, resource: Resource) -> CliError:
     if error.not_found:
         return CliError(
@@ -59,13 +62,14 @@ def explain_api_error(error: ApiError, resource: Resource) -> CliError:
     if error.forbidden and resource.group == GPUJOBS.group:
         return CliError(
             f"forbidden: your credentials may not list {resource.plural}.{resource.group} "
-            f"({error.message}); ask for the gpupool viewer role"
+            f"({error.message}); ask for the gpupool viewer role, or for the whole cluster "
+            f"the {CLUSTER_VIEWER} ClusterRole"
         )
     if error.forbidden:
         return CliError(
             f"forbidden: your credentials may not list {resource.plural} ({error.message}); "
             "explain and snapshot read what the operator reads: Nodes, and gpupool's Pods "
-            "in every namespace"
+            f"in every namespace; the chart's {CLUSTER_VIEWER} ClusterRole grants it"
         )
     return CliError(f"the API server refused to list {resource.plural}: {error}")
 

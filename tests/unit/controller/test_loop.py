@@ -178,3 +178,35 @@ async def test_the_hook_gets_its_whole_timeout_even_when_the_record_is_written_l
     (note,) = world.events("Requeued")
     assert "deadline passed" not in note
     assert "checkpoint hook failed" in note
+
+
+async def test_a_queue_position_alone_is_written_once_its_interval_has_passed(
+    world: World,
+) -> None:
+    """Figures that move every cycle for thousands of pending jobs are held back (not
+    even rendered) for the minor-write interval; a new reason is written at once."""
+    for name in ("a", "b", "c", "d", "e"):
+        world.kube.put(GPUJOBS, job(f"vision/{name}", gpus=8))
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    await world.cycle()
+    assert [world.status(f"vision/{n}")["queuePosition"] for n in "cde"] == [1, 2, 3]
+    assert world.status("vision/e")["pendingReason"] == "QueuedBehind"
+    rendered: list[Any] = []
+    render = world.scheduler._render_job
+
+    def counting(key: Any, stored: Any) -> Any:
+        rendered.append(key)
+        return render(key, stored)
+
+    world.scheduler._render_job = counting  # type: ignore[method-assign]
+    await world.kube.delete(GPUJOBS, "c", "vision")
+    await world.cycle()
+    assert ("vision", "e") not in rendered
+    # d is first now: a new reason, written at once; e only moved up: held back.
+    assert world.status("vision/d")["pendingReason"] == "InsufficientGPUs"
+    assert world.status("vision/e")["queuePosition"] == 3
+    await world.cycle(seconds=61.0)
+    assert world.status("vision/e")["queuePosition"] == 2
+    assert "first: vision/d" in world.status("vision/e")["detail"]
