@@ -675,6 +675,8 @@ class Scheduler:
             if assumed is not None and assumed.created_at is None:
                 # Its pods are being created: the cycle after says Admitted or Running.
                 continue
+            if self._starting(view, when):
+                continue
             major, minor = self._fingerprint(view)
             last = self._rendered.get(key)
             # Figures alone (queue position, the pending message's numbers, utilization)
@@ -697,6 +699,18 @@ class Scheduler:
             del self._rendered[key]
         for name in observation.teams:
             self._statuses.add(("team", ("", name)))
+
+    def _starting(self, view: JobView, when: datetime) -> bool:
+        """Admitted a moment ago, its pods not all running yet: Running is usually the
+        one write this admission needs (see `admitted_status_delay_seconds`)."""
+        admitted_at = view.ledger.admitted_at
+        return (
+            view.state is JobState.RUNNING
+            and view.run.state is RunState.STARTING
+            and view.ledger.eviction is None
+            and admitted_at is not None
+            and (when - admitted_at).total_seconds() < self.config.admitted_status_delay_seconds
+        )
 
     def _fingerprint(self, view: JobView) -> tuple[object, object]:
         """Everything a job's status is rendered from (time aside): (major, minor) — the

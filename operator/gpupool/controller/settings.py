@@ -45,6 +45,10 @@ class OperatorConfig:
     # after they were created. Generous: forgetting it while the watch merely lags would
     # let the GPUs be given away twice.
     assume_ttl_seconds: float = 300.0
+    # A job whose pods were just created says Admitted only if they have not all started
+    # this long after its admission: usually the next write says Running, one write per
+    # admission instead of two (writes are what bounds a burst of thousands).
+    admitted_status_delay_seconds: float = 5.0
     # Grace for the pods of a job being deleted after a hook (the hook already had its time).
     eviction_grace_seconds: int = 5
     # Retry of a job whose worker failed: base * 2**(failures-1), capped.
@@ -97,6 +101,7 @@ class OperatorConfig:
             ("min_runtime_seconds", "GPUPOOL_MIN_RUNTIME_SECONDS", float),
             ("max_preemptors_per_cycle", "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE", int),
             ("metrics_port", "GPUPOOL_METRICS_PORT", int),
+            ("admitted_status_delay_seconds", "GPUPOOL_ADMITTED_STATUS_DELAY_SECONDS", float),
         ):
             if env.get(key):
                 values[name] = kind(env[key])

@@ -243,7 +243,7 @@ def _lost_workers(
     run = view.run
     lost = list(faults)
     notes = [fault.message for fault in faults]
-    faulted = {fault.pod.uid for fault in faults}
+    faulted = {fault.pod.uid for fault in faults} if faults else frozenset()
     for pod in run.live:
         if pod.deleting and pod.uid not in faulted:
             lost.append(Fault(pod, f"pod {pod.name} was deleted outside gpupool", False))

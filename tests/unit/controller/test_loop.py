@@ -7,6 +7,7 @@ finish, retry, and what a restarted operator picks up from status and pods.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gpupool.k8s import GPUJOBS
@@ -210,3 +211,25 @@ async def test_a_queue_position_alone_is_written_once_its_interval_has_passed(
     await world.cycle(seconds=61.0)
     assert world.status("vision/e")["queuePosition"] == 2
     assert "first: vision/d" in world.status("vision/e")["detail"]
+
+
+async def test_admitted_waits_a_moment_for_running_one_write_instead_of_two(
+    world: World,
+) -> None:
+    world.scheduler.config = replace(world.scheduler.config, admitted_status_delay_seconds=5.0)
+    world.kube.put(GPUJOBS, job("vision/quick"))
+    world.kube.put(GPUJOBS, job("vision/slow"))
+    await world.cycle()
+    await world.cycle()
+    # Pods created, not started yet: no Admitted write within the delay.
+    assert world.status("vision/quick").get("phase") is None
+    for pod in world.pods():
+        if pod["metadata"]["name"].startswith("quick"):
+            pod.setdefault("status", {})["phase"] = "Running"
+    await world.cycle()
+    assert world.status("vision/quick")["phase"] == "Running"
+    writes = [c for c in world.kube.calls if c[0] == "patch/status" and c[2] == "quick"]
+    assert len(writes) == 1  # Running; Admitted was never written
+    # A job whose pods do not start says so once the delay has passed.
+    await world.cycle(seconds=5.0)
+    assert world.status("vision/slow")["phase"] == "Admitted"

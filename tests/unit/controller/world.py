@@ -52,7 +52,7 @@ class World:
             self.kube,  # type: ignore[arg-type]
             FakeSources(self.kube),
             self.recorder,
-            config=OperatorConfig(peering_name=""),
+            config=OperatorConfig(peering_name="", admitted_status_delay_seconds=0),
             planner_config=PlannerConfig(min_runtime_seconds=0),
             clock=self.clock,
         )
