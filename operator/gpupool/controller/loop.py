@@ -258,9 +258,15 @@ class Scheduler:
                 if stop.is_set():
                     break
                 # Debounce: let a burst of index events land before planning on them. A
-                # cycle that took long waits as long again, so that under a storm of events
-                # the loop takes at most half a core from the API calls it is making.
-                await asyncio.sleep(max(self.config.debounce_seconds, self.last.seconds))
+                # cycle that took long waits as long again (cycle_yield_factor), so that
+                # under a storm of events the loop takes at most half a core from the API
+                # calls it is making.
+                await asyncio.sleep(
+                    max(
+                        self.config.debounce_seconds,
+                        self.config.cycle_yield_factor * self.last.seconds,
+                    )
+                )
                 self.trigger.clear()
                 if not await self._lead():
                     continue

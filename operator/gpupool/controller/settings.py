@@ -35,6 +35,10 @@ class OperatorConfig:
     # The loop runs after this much quiet following an index change, so a burst of
     # events (4,000 pods appearing) costs one planning pass rather than 4,000.
     debounce_seconds: float = 0.3
+    # After a cycle that took T seconds the loop waits at least factor × T: under an
+    # event storm it takes at most 1 / (1 + factor) of the operator's core, and its
+    # executor, kopf's watches and the API server get the rest.
+    cycle_yield_factor: float = 1.0
     # Time-driven work (idle tracking, hook deadlines, usage, retries) needs a tick even
     # when nothing changes.
     tick_seconds: float = 5.0
@@ -95,6 +99,7 @@ class OperatorConfig:
             values["peering_name"] = env["GPUPOOL_PEERING_NAME"]
         for name, key, kind in (
             ("debounce_seconds", "GPUPOOL_DEBOUNCE_SECONDS", float),
+            ("cycle_yield_factor", "GPUPOOL_CYCLE_YIELD_FACTOR", float),
             ("tick_seconds", "GPUPOOL_TICK_SECONDS", float),
             ("api_concurrency", "GPUPOOL_API_CONCURRENCY", int),
             ("priority", "GPUPOOL_PEERING_PRIORITY", int),
