@@ -283,6 +283,7 @@ async def run_e2e(
                 "GPUPOOL_MIN_RUNTIME_SECONDS": "0",
                 "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE": str(max(32, reclaim_jobs)),
                 "GPUPOOL_METRICS_PORT": str(metrics_port),
+                "GPUPOOL_METRICS_ADDR": "127.0.0.1",
             }
             with log.open("ab") as out:
                 operator = subprocess.Popen(

@@ -6,8 +6,8 @@ they are). Every operation is idempotent and resumable from what is persisted:
 
 - admit / grow: Service (for a job that can have several workers) and pods are created
   with fixed names (`<job>-<incarnation>-<i>`), so a retry meets AlreadyExists, not
-  duplicates. Refused by the API: the pods created so
-  far are deleted, the assumption is forgotten, the job returns to the queue.
+  duplicates. Refused by the API: the pods created so far are deleted, the assumption
+  is forgotten, the job returns to the queue.
 - evict (preemption, reclaim, elastic shrink, node failure): the preemption record is
   persisted in status *before* the hook runs; a checkpoint location is persisted as soon
   as the hook returns it; the requeue (preemptions + 1, record cleared) is one status

@@ -246,7 +246,9 @@ class Runtime:
     def start(self) -> None:
         if self.config.metrics_port:
             # prometheus_client serves from its own thread: nothing blocks the event loop.
-            start_http_server(self.config.metrics_port, registry=REGISTRY)
+            start_http_server(
+                self.config.metrics_port, addr=self.config.metrics_address, registry=REGISTRY
+            )
         self.task = asyncio.create_task(self._run(), name="gpupool scheduling loop")
 
     async def _run(self) -> None:

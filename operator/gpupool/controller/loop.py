@@ -258,9 +258,9 @@ class Scheduler:
                 if stop.is_set():
                     break
                 # Debounce: let a burst of index events land before planning on them. A
-                # cycle that took long waits as long again (cycle_yield_factor), so that
-                # under a storm of events the loop takes at most half a core from the API
-                # calls it is making.
+                # cycle that took T seconds waits cycle_yield_factor × T, so that under a
+                # storm of events the loop leaves the operator's core (the event loop it
+                # shares with the executor and kopf's watches) to the API calls too.
                 await asyncio.sleep(
                     max(
                         self.config.debounce_seconds,

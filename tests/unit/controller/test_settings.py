@@ -21,6 +21,7 @@ def test_every_tunable_is_read_with_its_type() -> None:
             "GPUPOOL_MIN_RUNTIME_SECONDS": "0",
             "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE": "100",
             "GPUPOOL_METRICS_PORT": "8080",
+            "GPUPOOL_METRICS_ADDR": "127.0.0.1",
             "GPUPOOL_ADMITTED_STATUS_DELAY_SECONDS": "0",
             "GPUPOOL_NODE_SELECTOR": "pool=a",
         }
@@ -29,4 +30,5 @@ def test_every_tunable_is_read_with_its_type() -> None:
     assert (config.debounce_seconds, config.cycle_yield_factor) == (0.5, 2.0)
     assert (config.api_concurrency, config.max_preemptors_per_cycle) == (32, 100)
     assert (config.min_runtime_seconds, config.admitted_status_delay_seconds) == (0.0, 0.0)
-    assert (config.metrics_port, config.node_selector) == (8080, "pool=a")
+    assert (config.metrics_port, config.metrics_address) == (8080, "127.0.0.1")
+    assert config.node_selector == "pool=a"
