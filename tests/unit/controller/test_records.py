@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpupool.controller.records import pod_record
+from gpupool.controller.records import job_record, pod_record
 
 from .builders import make_gpunode, make_job, make_node, make_pod
 
@@ -55,3 +55,14 @@ def test_job_record_keeps_a_spec_error_instead_of_failing() -> None:
     record = make_job("vision/bad").spec(gpusPerWorker=0).obj()
     assert record.spec is None
     assert record.spec_error.startswith("spec.gpusPerWorker")
+
+
+def test_job_record_holds_its_status_as_json_not_the_watched_dicts() -> None:
+    body = make_job("vision/a").status(phase="Pending", detail="needs 8 GPUs").raw()
+    record = job_record(body)
+    assert record.raw_status == body["status"]
+    assert b" " not in record.status_json.replace(b"needs 8 GPUs", b"")  # compact
+    body["status"]["phase"] = "Running"  # the watched object is not kept alive
+    assert record.raw_status["phase"] == "Pending"
+    record.raw_status["phase"] = "Failed"  # every read is a fresh copy
+    assert record.parsed_status().phase == "Pending"
