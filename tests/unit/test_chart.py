@@ -23,6 +23,7 @@ from typer.main import get_command
 
 from gpupool.agent.command import agent
 from gpupool.devcluster import binaries
+from gpupool.k8s import EVENTS, GPUJOBS, GPUNODES, NODES, PODS, TEAMQUOTAS
 from gpupool.k8s.peering import PEERING_CRD
 from gpupool.webhook.config import CERT_FILE, KEY_FILE
 from gpupool.webhook.handlers import WEBHOOK_IDS
@@ -216,8 +217,6 @@ def test_editor_and_viewer_roles_per_crd(helm: str, defaults: list[JSON]) -> Non
 
 
 def test_the_cluster_viewer_reads_what_explain_and_snapshot_read(helm: str) -> None:
-    from gpupool.k8s import EVENTS, GPUJOBS, GPUNODES, NODES, PODS, TEAMQUOTAS
-
     defaults = render(helm, [])
     role = only(defaults, "ClusterRole", "-cluster-viewer")
     assert not aggregation(role)

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gpupool.api import CheckpointRecord, GPUJobStatus, TeamQuotaStatus
 from gpupool.controller.cache import SchedulingCache
@@ -117,6 +117,17 @@ class Trigger:
         self._event.clear()
 
 
+class Rendering(NamedTuple):
+    """A job's last status rendering: its inputs, split into what changes the status
+    (major) and figures alone (minor); until when a minor change alone does not call
+    for rendering again; whether the rendering matched what is stored."""
+
+    major: object
+    minor: object
+    until: float
+    settled: bool
+
+
 @dataclass
 class CycleReport:
     """What one cycle did (logged, and read by tests and the benchmark)."""
@@ -187,10 +198,8 @@ class Scheduler:
         self._statuses: WorkQueue[tuple[str, JobKey]] = WorkQueue(
             self._write, workers=status_concurrency
         )
-        # Per job: the inputs of its last rendering (major, minor), and until when a
-        # change of the minor ones alone does not call for rendering it again.
-        # The last flag: that rendering matched what is stored.
-        self._rendered: dict[JobKey, tuple[object, object, float, bool]] = {}
+        # Per job: its last rendering (see `_write_statuses`).
+        self._rendered: dict[JobKey, Rendering] = {}
         self.led = False
         self.last: CycleReport = CycleReport()
         self.cycles = 0
@@ -689,18 +698,23 @@ class Scheduler:
             # change every cycle for thousands of pending jobs; they are rendered again
             # only once the minor-write interval since the last queued write has passed
             # (also unchanged, when that write may have been held back).
-            if last is not None and last[0] == major:
-                _, last_minor, until, settled = last
-                if now < until or (settled and last_minor == minor):
-                    continue
+            if (
+                last is not None
+                and last.major == major
+                and (now < last.until or (last.settled and last.minor == minor))
+            ):
+                continue
             _, stored = self.writer.stored("job", key, record.raw_status, record.resource_version)
             desired = self._render_job(key, stored)
             if desired is not None and _differs(stored, desired):
                 self._statuses.add(("job", key))
-                self._rendered[key] = (major, minor, now + self.writer.minor_interval, False)
+                self._rendered[key] = Rendering(
+                    major, minor, now + self.writer.minor_interval, settled=False
+                )
             else:
                 # Settled; the interval still counts from the last queued write.
-                self._rendered[key] = (major, minor, last[2] if last else now, True)
+                until = last.until if last is not None else now
+                self._rendered[key] = Rendering(major, minor, until, settled=True)
         for key in [key for key in self._rendered if key not in observation.views]:
             del self._rendered[key]
         for name in observation.teams:

@@ -48,6 +48,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "gpupool"
 
 DEFAULT_MASTER_PORT = 29500
+# A job that can only ever have one worker has no Service: its rank 0 is itself.
+SINGLE_WORKER_MASTER_ADDR = "localhost"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
 GPU_TOLERATION: dict[str, str] = {
@@ -138,9 +140,6 @@ def job_selector(job_name: str) -> str:
 def needs_service(spec: GPUJobSpec) -> bool:
     """Whether the job's workers must find each other: it may ever have two or more."""
     return spec.worker_range[1] > 1
-
-
-SINGLE_WORKER_MASTER_ADDR = "localhost"
 
 
 def master_addr(job_name: str, namespace: str, incarnation: int) -> str:

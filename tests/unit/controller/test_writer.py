@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +30,6 @@ def kube() -> FakeKube:
 
 
 def writer(kube: FakeKube, clock: FakeClock, rate: float = 20.0) -> StatusWriter:
-    import asyncio
-
     return StatusWriter(
         kube,  # type: ignore[arg-type]
         concurrency=asyncio.Semaphore(4),
@@ -93,8 +92,6 @@ async def test_minor_changes_wait_for_their_interval_and_share_a_budget(kube: Fa
 
 
 async def test_a_forced_write_does_not_wait_behind_routine_ones(kube: FakeKube) -> None:
-    import asyncio
-
     routine = asyncio.Semaphore(1)
     w = StatusWriter(
         kube,  # type: ignore[arg-type]
