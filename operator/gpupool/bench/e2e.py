@@ -56,6 +56,9 @@ class Figures:
     seconds_until_nodes_ready: float | None = None
     seconds_until_all_running: float | None = None
     seconds_until_reclaimed_jobs_run: float | None = None
+    # Per phase: seconds until the client had created every job, and until half and 90 %
+    # of them had been Running.
+    timeline: dict[str, dict[str, float | None]] = field(default_factory=dict)
     preempted: int = 0
     # The evicted jobs, and how many of them have the checkpoint their hook returned.
     hook_outcomes: dict[str, int] = field(default_factory=dict)
@@ -143,6 +146,19 @@ async def _hook_outcomes(client: KubeClient, namespace: str) -> dict[str, int]:
             if (status.get("lastCheckpoint") or {}).get("source") == "hook":
                 outcomes["checkpoint_from_hook"] += 1
     return outcomes
+
+
+def _timeline(
+    phases: Phases, count: int, started: float, submitted: float
+) -> dict[str, float | None]:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "submitted": rounded(submitted),
+        "half_running": rounded(phases.seconds_until_share_ran(0.5, count, started)),
+        "p90_running": rounded(phases.seconds_until_share_ran(0.9, count, started)),
+    }
 
 
 def _free_port() -> int:
@@ -317,9 +333,11 @@ async def run_e2e(
                     for i in range(jobs)
                 ],
             )
+            submitted = time.monotonic() - started
             figures.seconds_until_all_running = await batch_phases.wait_running(
                 jobs, timeout, started
             )
+            figures.timeline["phase1"] = _timeline(batch_phases, jobs, started, submitted)
 
             # Phase 2: the owner claims its guarantee back.
             started = time.monotonic()
@@ -332,9 +350,11 @@ async def run_e2e(
                     for i in range(reclaim_jobs)
                 ],
             )
+            submitted = time.monotonic() - started
             figures.seconds_until_reclaimed_jobs_run = await prod_phases.wait_running(
                 reclaim_jobs, timeout, started
             )
+            figures.timeline["phase2"] = _timeline(prod_phases, reclaim_jobs, started, submitted)
             figures.preempted = hooks.calls
             with contextlib.suppress(OSError):
                 figures.status_writes = await asyncio.to_thread(_status_writes, metrics_port)

@@ -9,12 +9,12 @@ node agent tens of megabytes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -115,7 +115,7 @@ class KubeClient:
         data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = json.dumps(body).encode()
+            data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
         try:
             async with session.request(
                 method,
@@ -130,7 +130,7 @@ class KubeClient:
                 if response.status >= 400:
                     self._refused(response.status)
                     raise _error(response.status, payload)
-                return json.loads(payload) if payload else None
+                return orjson.loads(payload) if payload else None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise NotReachable(f"{method} {path}: {exc!r}") from exc
 
@@ -273,7 +273,7 @@ class KubeClient:
                     raise _error(response.status, await response.read())
                 async for line in response.content:
                     if line.strip():
-                        event: JSON = json.loads(line)
+                        event: JSON = orjson.loads(line)
                         if event.get("type") == "ERROR":
                             status = event.get("object", {})
                             raise ApiError(
@@ -294,7 +294,7 @@ class KubeClient:
 
 def _error(status: int, payload: bytes) -> ApiError:
     try:
-        body = json.loads(payload)
+        body = orjson.loads(payload)
     except ValueError:
         return ApiError(status, "", payload.decode(errors="replace")[:500])
     if isinstance(body, dict):
