@@ -76,6 +76,7 @@ async def _measure(
             content_type: str = "application/json",
             timeout: float | None = None,
             retry: bool = True,
+            text: bool = False,
         ) -> Any:
             payload: Any = json.loads(json.dumps(body)) if body is not None else None
             if path.startswith("/api/v1/nodes/"):

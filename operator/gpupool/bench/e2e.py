@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,9 +39,10 @@ from typing import Any
 import typer
 from prometheus_client.parser import text_string_to_metric_families
 
+from gpupool.bench.apiserver import phase_writes, write_counts
 from gpupool.bench.concurrency import bounded
 from gpupool.bench.phases import Phases
-from gpupool.k8s import GPUJOBS, NAMESPACES, NODES, TEAMQUOTAS, ApiError, KubeClient
+from gpupool.k8s import GPUJOBS, NAMESPACES, NODES, PODS, TEAMQUOTAS, ApiError, KubeClient
 
 JSON = dict[str, Any]
 POOL_LABEL = "gpupool.io/pool"
@@ -59,6 +61,9 @@ class Figures:
     # Per phase: seconds until the client had created every job, and until half and 90 %
     # of them had been Running.
     timeline: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # Per phase (and for the baseline): the writes the API server served meanwhile, in
+    # all, per second, and the largest by resource (its apiserver_request_total).
+    api_writes: dict[str, dict[str, float]] = field(default_factory=dict)
     preempted: int = 0
     # The evicted jobs, and how many of them have the checkpoint their hook returned.
     hook_outcomes: dict[str, int] = field(default_factory=dict)
@@ -149,16 +154,41 @@ async def _hook_outcomes(client: KubeClient, namespace: str) -> dict[str, int]:
 
 
 def _timeline(
-    phases: Phases, count: int, started: float, submitted: float
+    jobs: Phases, pods: Phases, count: int, started: float, submitted: float
 ) -> dict[str, float | None]:
-    def rounded(value: float | None) -> float | None:
-        return None if value is None else round(value, 1)
+    def at(phases: Phases, share: float) -> float | None:
+        seconds = phases.seconds_until_share_ran(share, count, started)
+        return None if seconds is None else round(seconds, 1)
 
     return {
-        "submitted": rounded(submitted),
-        "half_running": rounded(phases.seconds_until_share_ran(0.5, count, started)),
-        "p90_running": rounded(phases.seconds_until_share_ran(0.9, count, started)),
+        "submitted": round(submitted, 1),
+        "half_pods_running": at(pods, 0.5),
+        "all_pods_running": at(pods, 1.0),
+        "half_running": at(jobs, 0.5),
+        "p90_running": at(jobs, 0.9),
     }
+
+
+async def _writes(client: KubeClient) -> Counter[str] | None:
+    """The API server's write counters; None where its /metrics may not be read."""
+    try:
+        return await write_counts(client)
+    except ApiError:
+        return None
+
+
+async def _count_phase(
+    client: KubeClient,
+    figures: Figures,
+    phase: str,
+    before: Counter[str] | None,
+    seconds: float | None,
+) -> Counter[str] | None:
+    """Record the phase's writes (when /metrics is readable); the counters now."""
+    after = await _writes(client)
+    if before is not None and after is not None:
+        figures.api_writes[phase] = phase_writes(before, after, seconds)
+    return after
 
 
 def _free_port() -> int:
@@ -318,11 +348,16 @@ async def run_e2e(
             address = f"127.0.0.1:{hooks.port}"
 
             batch_phases, prod_phases = Phases(client, batch), Phases(client, prod)
+            # The worker pods too: when they ran tells the control plane's share of a
+            # phase from the operator's (reporting Running in the GPUJob's status).
+            batch_pods, prod_pods = Phases(client, batch, PODS), Phases(client, prod, PODS)
             followers += [
-                asyncio.create_task(phases.follow()) for phases in (batch_phases, prod_phases)
+                asyncio.create_task(phases.follow())
+                for phases in (batch_phases, prod_phases, batch_pods, prod_pods)
             ]
 
             # Phase 1: everyone at once.
+            writes = await _writes(client)
             started = time.monotonic()
             await bounded(
                 64,
@@ -337,7 +372,12 @@ async def run_e2e(
             figures.seconds_until_all_running = await batch_phases.wait_running(
                 jobs, timeout, started
             )
-            figures.timeline["phase1"] = _timeline(batch_phases, jobs, started, submitted)
+            figures.timeline["phase1"] = _timeline(
+                batch_phases, batch_pods, jobs, started, submitted
+            )
+            writes = await _count_phase(
+                client, figures, "phase1", writes, figures.seconds_until_all_running
+            )
 
             # Phase 2: the owner claims its guarantee back.
             started = time.monotonic()
@@ -354,7 +394,12 @@ async def run_e2e(
             figures.seconds_until_reclaimed_jobs_run = await prod_phases.wait_running(
                 reclaim_jobs, timeout, started
             )
-            figures.timeline["phase2"] = _timeline(prod_phases, reclaim_jobs, started, submitted)
+            figures.timeline["phase2"] = _timeline(
+                prod_phases, prod_pods, reclaim_jobs, started, submitted
+            )
+            await _count_phase(
+                client, figures, "phase2", writes, figures.seconds_until_reclaimed_jobs_run
+            )
             figures.preempted = hooks.calls
             with contextlib.suppress(OSError):
                 figures.status_writes = await asyncio.to_thread(_status_writes, metrics_port)
@@ -380,6 +425,7 @@ async def run_e2e(
                 from gpupool.api import GPUJobSpec
                 from gpupool.bench.baseline import pods_only
 
+                writes = await _writes(client)
                 figures.seconds_until_pods_alone_run = await pods_only(
                     client,
                     GPUJobSpec.model_validate(_job("b", batch, address)["spec"]),
@@ -387,6 +433,9 @@ async def run_e2e(
                     nodes=node_names,
                     count=jobs,
                     timeout=timeout,
+                )
+                await _count_phase(
+                    client, figures, "pods_alone", writes, figures.seconds_until_pods_alone_run
                 )
         finally:
             for task in followers:

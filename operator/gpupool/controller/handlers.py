@@ -237,6 +237,7 @@ class Runtime:
         self.scheduler = Scheduler(
             self.client, KopfSources(indices), self.recorder, config=config, leading=leading
         )
+        self.recorder.defer_while(self.scheduler.behind)
         self.task: asyncio.Task[None] | None = None
 
     async def _leading(self) -> bool:

@@ -80,6 +80,12 @@ logger = logging.getLogger(__name__)
 
 Planner = Callable[[Snapshot, float], Plan]
 
+# The status writes are behind when more are queued than this many rounds of writers.
+BACKLOG_ROUNDS = 4
+# While they are behind, a job whose pods have not started yet says Admitted only after
+# this long (else after `admitted_status_delay_seconds`).
+ADMITTED_HOLD_BEHIND_SECONDS = 60.0
+
 
 class IndexSources(Protocol):
     """The operator's indexes, read-only (kopf's in production, dicts in tests)."""
@@ -198,6 +204,7 @@ class Scheduler:
         self._statuses: WorkQueue[tuple[str, JobKey]] = WorkQueue(
             self._write, workers=status_concurrency
         )
+        self._backlog = status_concurrency * BACKLOG_ROUNDS
         # Per job: its last rendering (see `_write_statuses`).
         self._rendered: dict[JobKey, Rendering] = {}
         self.led = False
@@ -364,6 +371,7 @@ class Scheduler:
 
         # 8. Status, where it changed.
         self._write_statuses(observation, when)
+        METRICS.status_writes_queued.set(len(self._statuses))
         self._lap("status", lap)
 
         self.cycles += 1
@@ -720,17 +728,29 @@ class Scheduler:
         for name in observation.teams:
             self._statuses.add(("team", ("", name)))
 
+    def behind(self) -> bool:
+        """More status writes queued than the writers get through in a few rounds: the
+        API server is the bottleneck, and writes that will soon be superseded or that
+        only comment (Admitted, Events) wait."""
+        return len(self._statuses) > self._backlog
+
     def _starting(self, view: JobView, when: datetime) -> bool:
         """Admitted a moment ago, its pods not all running yet: Running is usually the
-        one write this admission needs (see `admitted_status_delay_seconds`)."""
+        one write this admission needs (see `admitted_status_delay_seconds`). While the
+        writes are behind, Admitted waits longer (up to `ADMITTED_HOLD_BEHIND_SECONDS`):
+        under load the pods also take longer to start, and every write delays the rest."""
         admitted_at = view.ledger.admitted_at
-        return (
-            view.state is JobState.RUNNING
-            and view.run.state is RunState.STARTING
-            and view.ledger.eviction is None
-            and admitted_at is not None
-            and (when - admitted_at).total_seconds() < self.config.admitted_status_delay_seconds
-        )
+        if (
+            view.state is not JobState.RUNNING
+            or view.run.state is not RunState.STARTING
+            or view.ledger.eviction is not None
+            or admitted_at is None
+        ):
+            return False
+        age = (when - admitted_at).total_seconds()
+        if age < self.config.admitted_status_delay_seconds:
+            return True
+        return age < ADMITTED_HOLD_BEHIND_SECONDS and self.behind()
 
     def _fingerprint(self, view: JobView) -> tuple[object, object]:
         """Everything a job's status is rendered from (time aside): (major, minor) — the

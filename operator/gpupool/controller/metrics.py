@@ -179,6 +179,13 @@ class Metrics:
             ("kind", "class"),
         )
     )
+    status_writes_queued: Gauge = field(
+        default_factory=lambda: _gauge(
+            "gpupool_status_writes_queued",
+            "Status writes waiting for the API server (at the end of the last cycle). While "
+            "it is long, interim writes (Admitted) and Events wait: the API server is behind.",
+        )
+    )
     api_errors: Counter = field(
         default_factory=lambda: _counter(
             "gpupool_api_errors",

@@ -109,9 +109,12 @@ class KubeClient:
         body: Any,
         content_type: str,
         timeout: float | None,
+        text: bool = False,
     ) -> Any:
         session = self._session_for_loop()
         headers = await self._headers()
+        if text:
+            headers["Accept"] = "text/plain"
         data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type
@@ -130,6 +133,8 @@ class KubeClient:
                 if response.status >= 400:
                     self._refused(response.status)
                     raise _error(response.status, payload)
+                if text:
+                    return payload.decode(errors="replace")
                 return orjson.loads(payload) if payload else None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise NotReachable(f"{method} {path}: {exc!r}") from exc
@@ -144,8 +149,12 @@ class KubeClient:
         content_type: str = "application/json",
         timeout: float | None = None,
         retry: bool = True,
+        text: bool = False,
     ) -> Any:
-        """One API call; overload, server faults and lost connections are retried."""
+        """One API call; overload, server faults and lost connections are retried.
+
+        The reply is decoded JSON, or with `text` the body as a string (`/metrics`).
+        """
         attempts = self.settings.attempts if retry else 1
         try:
             async for attempt in AsyncRetrying(
@@ -155,7 +164,7 @@ class KubeClient:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._once(method, path, params, body, content_type, timeout)
+                    return await self._once(method, path, params, body, content_type, timeout, text)
         except ApiError as error:
             self._failed(method, path, error)
             raise
@@ -164,6 +173,11 @@ class KubeClient:
     def _failed(self, verb: str, path: str, error: ApiError) -> None:
         if self.settings.on_error is not None:
             self.settings.on_error(verb, path, error)
+
+    async def get_text(self, path: str) -> str:
+        """GET an endpoint that does not answer JSON, e.g. the API server's `/metrics`."""
+        result: str = await self.request("GET", path, text=True)
+        return result
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON:
         result: JSON = await self.request("GET", resource.path(namespace, name))

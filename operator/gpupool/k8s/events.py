@@ -1,7 +1,9 @@
 """Kubernetes Events (events.k8s.io/v1): what happened to an object, for `kubectl describe`.
 
 Posting is fire-and-forget through a bounded queue drained by a few workers: an Event
-is worth a log line when it cannot be written, never a stalled scheduling loop.
+is worth a log line when it cannot be written, never a stalled scheduling loop. While
+the operator's writes of record (status) are behind, the workers hold back for a while
+(`defer_while`): an Event's time is when it happened, not when it was posted.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,6 +30,9 @@ REPORTING_CONTROLLER = "gpupool.io/operator"
 # Cluster-scoped objects (TeamQuota, Node) have no namespace; their Events live here.
 CLUSTER_EVENTS_NAMESPACE = "default"
 _NOTE_LIMIT = 1024
+# While deferring, a worker looks again this often, and posts after this long anyway.
+DEFER_POLL_SECONDS = 0.5
+MAX_DEFER_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,12 @@ class EventRecorder:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=capacity)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
+        self._defer: Callable[[], bool] = _never
         self.dropped = 0
+
+    def defer_while(self, condition: Callable[[], bool]) -> None:
+        """Hold posting back (up to `MAX_DEFER_SECONDS` per Event) while `condition()`."""
+        self._defer = condition
 
     def start(self) -> None:
         if not self._tasks:
@@ -149,8 +161,16 @@ class EventRecorder:
         while True:
             body = await self._queue.get()
             try:
+                for _ in range(math.ceil(MAX_DEFER_SECONDS / DEFER_POLL_SECONDS)):
+                    if not self._defer():
+                        break
+                    await asyncio.sleep(DEFER_POLL_SECONDS)
                 await self._client.create(EVENTS, body, body["metadata"]["namespace"])
             except ApiError as error:
                 logger.warning("could not post event %s: %s", body["reason"], error)
             finally:
                 self._queue.task_done()
+
+
+def _never() -> bool:
+    return False

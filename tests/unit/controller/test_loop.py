@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from gpupool.k8s import GPUJOBS
 
 from .world import JSON, World, job
@@ -233,3 +235,25 @@ async def test_admitted_waits_a_moment_for_running_one_write_instead_of_two(
     # A job whose pods do not start says so once the delay has passed.
     await world.cycle(seconds=5.0)
     assert world.status("vision/slow")["phase"] == "Admitted"
+
+
+async def test_while_status_writes_are_behind_admitted_waits_up_to_a_minute(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.scheduler.config = replace(world.scheduler.config, admitted_status_delay_seconds=5.0)
+    monkeypatch.setattr(world.scheduler, "behind", lambda: True)
+    world.kube.put(GPUJOBS, job("vision/slow"))
+    await world.cycle()
+    await world.cycle()
+    await world.cycle(seconds=30.0)
+    assert world.status("vision/slow").get("phase") is None  # held: the writes are behind
+    await world.cycle(seconds=31.0)
+    assert world.status("vision/slow")["phase"] == "Admitted"  # never longer than 60 s
+
+
+async def test_behind_means_more_status_writes_queued_than_a_few_rounds(world: World) -> None:
+    scheduler = world.scheduler
+    assert not scheduler.behind()
+    for index in range(scheduler._backlog + 1):
+        scheduler._statuses._waiting[("job", ("vision", f"j{index}"))] = None
+    assert scheduler.behind()
