@@ -35,6 +35,7 @@ from gpupool.devcluster import (
     wait_until,
 )
 from gpupool.devcluster import components as processes
+from gpupool.devcluster.local import KWOK_POD_PARALLELISM
 from gpupool.devcluster.stages import STAGE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -421,6 +422,16 @@ def test_the_binaries_report_their_versions(local: DevCluster) -> None:
     assert client["gitVersion"].startswith("v1.36.")
     assert server["gitVersion"] == client["gitVersion"]
     assert (server["major"], server["minor"]) == ("1", "36")
+
+
+def test_kwok_plays_many_kubelets_at_once(local: DevCluster) -> None:
+    """kwok-controller reads the options gpupool gives it (not only its 4 defaults)."""
+    pid = processes.running_pid(local.components()["kwok-controller"])
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    [config] = [arg.removeprefix("--config=") for arg in command if arg.startswith("--config=")]
+    documents = list(yaml.safe_load_all(Path(config).read_text(encoding="utf-8")))
+    [kwok] = [doc for doc in documents if doc and doc.get("kind") == "KwokConfiguration"]
+    assert kwok["options"]["podPlayStageParallelism"] == KWOK_POD_PARALLELISM
 
 
 def listening_addresses(pid: int) -> set[str]:

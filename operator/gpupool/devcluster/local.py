@@ -37,6 +37,7 @@ GC_SYNCED = "all resource monitors have synced"
 
 CREATE_TIMEOUT = 300.0
 DELETE_TIMEOUT = 120.0
+KWOK_POD_PARALLELISM = 32
 
 
 def workdir() -> Path:
@@ -304,10 +305,36 @@ class DevCluster(Cluster):
             ],
         }
 
+    @staticmethod
+    def _kwok_config() -> dict[str, Any]:
+        """kwok-controller's own options (kwokctl hands this document to it)."""
+        return {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokConfiguration",
+            # kwok plays the kubelet of every fake node with 4 workers by default: with
+            # thousands of pods starting at once (the scale benchmark), pods then wait
+            # on kwok, where 500 real kubelets would each start their own at once.
+            # A document given to kwokctl gets no defaults: kwok's own are spelled out.
+            "options": {
+                "cidr": "10.0.0.0/24",
+                "enableDebuggingHandlers": True,
+                "enableContentionProfiling": False,
+                "enableProfilingHandler": True,
+                "podPlayStageParallelism": KWOK_POD_PARALLELISM,
+                "nodePlayStageParallelism": 4,
+                "nodeLeaseParallelism": 4,
+                "podsOnNodeSyncParallelism": 1,
+                "enablePodsOnNodeSyncListPager": True,
+                "enablePodsOnNodeSyncStreamWatch": False,
+            },
+        }
+
     def _create(self, timeout: float) -> None:
         self.scratch.mkdir(parents=True, exist_ok=True)
         config = self.scratch / "kwokctl.yaml"
-        config.write_text(yaml.safe_dump(self._config()), encoding="utf-8")
+        config.write_text(
+            yaml.safe_dump_all([self._config(), self._kwok_config()]), encoding="utf-8"
+        )
         _log(f"creating cluster {self.name} in {self.directory}")
         completed = self._kwokctl(
             "create",
