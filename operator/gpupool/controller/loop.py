@@ -80,6 +80,8 @@ logger = logging.getLogger(__name__)
 
 Planner = Callable[[Snapshot, float], Plan]
 
+# Status writes that take the queue's urgent tier: the job started or ended.
+URGENT_PHASES = frozenset({"Running", "Succeeded", "Failed"})
 # The status writes are behind when more are queued than this many rounds of writers.
 BACKLOG_ROUNDS = 4
 # While they are behind, a job whose pods have not started yet says Admitted only after
@@ -387,7 +389,8 @@ class Scheduler:
         METRICS.cycle_seconds.observe(self.last.seconds)
         if plan.admissions or plan.preemptions or plan.resizes:
             logger.info(
-                "cycle %d: %d jobs, %d admitted, %d preempted, %d resized, %d pending (%.3fs)",
+                "cycle %d: %d jobs, %d admitted, %d preempted, %d resized, %d pending (%.3fs); "
+                "%d status writes queued, %d operations in flight",
                 self.cycles,
                 self.last.jobs,
                 self.last.admitted,
@@ -395,6 +398,8 @@ class Scheduler:
                 self.last.resized,
                 self.last.pending,
                 self.last.seconds,
+                len(self._statuses),
+                len(self.executor.busy()),
             )
         return plan
 
@@ -715,7 +720,7 @@ class Scheduler:
             _, stored = self.writer.stored("job", key, record.raw_status, record.resource_version)
             desired = self._render_job(key, stored)
             if desired is not None and _differs(stored, desired):
-                self._statuses.add(("job", key))
+                self._statuses.add(("job", key), urgent=_started_or_ended(stored, desired))
                 self._rendered[key] = Rendering(
                     major, minor, now + self.writer.minor_interval, settled=False
                 )
@@ -849,6 +854,14 @@ def _count_idle_reclaim(view: JobView, reason: PreemptionReason, gpus: int, when
     if idle_since is not None:
         idle = max((when - idle_since).total_seconds(), 0.0)
         METRICS.idle_reclaimed_gpu_seconds.labels(team).inc(gpus * idle)
+
+
+def _started_or_ended(stored: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """The write says the job now runs or has ended: what users and tools wait for
+    (`kubectl wait --for=jsonpath=.status.phase=Running`); it goes before the queue's
+    figures and reasons."""
+    phase = desired.get("phase")
+    return phase != stored.get("phase") and phase in URGENT_PHASES
 
 
 def _differs(stored: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

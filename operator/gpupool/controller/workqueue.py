@@ -5,6 +5,9 @@ added again while it is being processed is processed once more afterwards; addin
 already waiting does nothing. So 10,000 status writes cost 10,000 dictionary entries and
 a few dozen coroutines, not 10,000 tasks — and a burst of changes to one object costs at
 most two writes.
+
+Keys added `urgent` are taken before the others (a key waiting in the normal tier moves
+up when it is added urgent); within a tier, first added, first taken.
 """
 
 from __future__ import annotations
@@ -25,21 +28,29 @@ class WorkQueue(Generic[K]):
         self._handle = handle
         self._size = workers
         self._waiting: dict[K, None] = {}
+        self._urgent: dict[K, None] = {}
         self._active: set[K] = set()
-        self._again: set[K] = set()
+        # Keys added while being processed: run again afterwards (True: urgent).
+        self._again: dict[K, bool] = {}
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._workers: list[asyncio.Task[None]] = []
 
     def __len__(self) -> int:
-        return len(self._waiting) + len(self._active)
+        return len(self._urgent) + len(self._waiting) + len(self._active)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, *, urgent: bool = False) -> None:
         if key in self._active:
-            self._again.add(key)
+            self._again[key] = self._again.get(key, False) or urgent
             return
-        self._waiting[key] = None
+        if key in self._urgent:
+            return
+        if urgent:
+            self._waiting.pop(key, None)
+            self._urgent[key] = None
+        else:
+            self._waiting[key] = None
         self._idle.clear()
         self._ready.set()
         if not self._workers:
@@ -62,11 +73,12 @@ class WorkQueue(Generic[K]):
     async def _work(self) -> None:
         while True:
             await self._ready.wait()
-            if not self._waiting:
+            tier = self._urgent or self._waiting
+            if not tier:
                 self._ready.clear()
                 continue
-            key = next(iter(self._waiting))
-            del self._waiting[key]
+            key = next(iter(tier))
+            del tier[key]
             self._active.add(key)
             try:
                 await self._handle(key)
@@ -75,7 +87,6 @@ class WorkQueue(Generic[K]):
             finally:
                 self._active.discard(key)
                 if key in self._again:
-                    self._again.discard(key)
-                    self.add(key)
-                if not self._waiting and not self._active:
+                    self.add(key, urgent=self._again.pop(key))
+                if not self._urgent and not self._waiting and not self._active:
                     self._idle.set()

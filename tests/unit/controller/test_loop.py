@@ -257,3 +257,29 @@ async def test_behind_means_more_status_writes_queued_than_a_few_rounds(world: W
     for index in range(scheduler._backlog + 1):
         scheduler._statuses._waiting[("job", ("vision", f"j{index}"))] = None
     assert scheduler.behind()
+
+
+async def test_a_job_that_starts_is_queued_urgent_its_pending_status_is_not(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[tuple[str, bool]] = []
+    statuses = world.scheduler._statuses
+    add = statuses.add
+
+    def record(key: tuple[str, Any], *, urgent: bool = False) -> None:
+        if key[0] == "job":
+            queued.append((key[1][1], urgent))
+        add(key, urgent=urgent)
+
+    monkeypatch.setattr(statuses, "add", record)
+    world.kube.put(GPUJOBS, job("vision/runs"))
+    world.kube.put(GPUJOBS, job("vision/waits", workers=8, gpus=8))  # more than the pool
+    await world.cycle()
+    await world.cycle()
+    for pod in world.pods():
+        pod.setdefault("status", {})["phase"] = "Running"
+    await world.cycle()
+    assert ("waits", False) in queued
+    assert ("runs", True) in queued
+    assert world.status("vision/runs")["phase"] == "Running"
+    assert world.status("vision/waits")["phase"] == "Pending"

@@ -59,3 +59,47 @@ async def test_a_failing_key_does_not_stop_the_workers() -> None:
     await queue.drain()
     await queue.close()
     assert done == [2, 3]
+
+
+async def test_urgent_keys_are_taken_first_and_a_waiting_key_moves_up() -> None:
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def handle(key: str) -> None:
+        if key == "blocker":
+            await gate.wait()
+        order.append(key)
+
+    queue: WorkQueue[str] = WorkQueue(handle, workers=1)
+    queue.add("blocker")
+    await asyncio.sleep(0)  # the only worker is busy with it
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    queue.add("u", urgent=True)
+    queue.add("c", urgent=True)  # waiting: moves up, still once
+    queue.add("u")  # already urgent: stays urgent
+    assert len(queue) == 5
+    gate.set()
+    await queue.drain()
+    await queue.close()
+    assert order == ["blocker", "u", "c", "a", "b"]
+
+
+async def test_a_key_made_urgent_while_processed_runs_again_first() -> None:
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def handle(key: str) -> None:
+        if key == "a" and order.count("a") == 0:
+            await gate.wait()
+        order.append(key)
+
+    queue: WorkQueue[str] = WorkQueue(handle, workers=1)
+    queue.add("a")
+    await asyncio.sleep(0)
+    queue.add("b")
+    queue.add("a", urgent=True)  # being processed: again afterwards, ahead of b
+    gate.set()
+    await queue.drain()
+    await queue.close()
+    assert order == ["a", "a", "b"]
