@@ -37,7 +37,7 @@ GC_SYNCED = "all resource monitors have synced"
 
 CREATE_TIMEOUT = 300.0
 DELETE_TIMEOUT = 120.0
-KWOK_POD_PARALLELISM = 32
+KWOK_POD_PARALLELISM = 16
 
 
 def workdir() -> Path:
