@@ -207,6 +207,8 @@ class Scheduler:
             self._write, workers=status_concurrency
         )
         self._backlog = status_concurrency * BACKLOG_ROUNDS
+        # Every TeamQuota's status is queued each cycle: not a backlog.
+        self._team_writes = 0
         # Per job: its last rendering (see `_write_statuses`).
         self._rendered: dict[JobKey, Rendering] = {}
         self.led = False
@@ -696,6 +698,7 @@ class Scheduler:
         was held back, once the hold-back interval has passed).
         """
         now = self.clock.monotonic()
+        behind = self.behind()
         for key, view in observation.views.items():
             record = view.record
             self.writer.settle("job", key, record.resource_version)
@@ -703,7 +706,7 @@ class Scheduler:
             if assumed is not None and assumed.created_at is None:
                 # Its pods are being created: the cycle after says Admitted or Running.
                 continue
-            if self._starting(view, when):
+            if self._starting(view, when, behind=behind):
                 continue
             major, minor = self._fingerprint(view)
             last = self._rendered.get(key)
@@ -732,14 +735,15 @@ class Scheduler:
             del self._rendered[key]
         for name in observation.teams:
             self._statuses.add(("team", ("", name)))
+        self._team_writes = len(observation.teams)
 
     def behind(self) -> bool:
         """More status writes queued than the writers get through in a few rounds: the
         API server is the bottleneck, and writes that will soon be superseded or that
         only comment (Admitted, Events) wait."""
-        return len(self._statuses) > self._backlog
+        return len(self._statuses) - self._team_writes > self._backlog
 
-    def _starting(self, view: JobView, when: datetime) -> bool:
+    def _starting(self, view: JobView, when: datetime, *, behind: bool) -> bool:
         """Admitted a moment ago, its pods not all running yet: Running is usually the
         one write this admission needs (see `admitted_status_delay_seconds`). While the
         writes are behind, Admitted waits longer (up to `ADMITTED_HOLD_BEHIND_SECONDS`):
@@ -755,7 +759,7 @@ class Scheduler:
         age = (when - admitted_at).total_seconds()
         if age < self.config.admitted_status_delay_seconds:
             return True
-        return age < ADMITTED_HOLD_BEHIND_SECONDS and self.behind()
+        return age < ADMITTED_HOLD_BEHIND_SECONDS and behind
 
     def _fingerprint(self, view: JobView) -> tuple[object, object]:
         """Everything a job's status is rendered from (time aside): (major, minor) — the

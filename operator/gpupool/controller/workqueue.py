@@ -63,12 +63,18 @@ class WorkQueue(Generic[K]):
         await self._idle.wait()
 
     async def close(self) -> None:
+        """Stop the workers; what was still waiting is dropped."""
         for task in self._workers:
             task.cancel()
         for task in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers = []
+        self._urgent.clear()
+        self._waiting.clear()
+        self._active.clear()
+        self._again.clear()
+        self._idle.set()
 
     async def _work(self) -> None:
         while True:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,14 +103,16 @@ class EventRecorder:
     ) -> None:
         self._client = client
         self._instance = instance
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=capacity)
+        # (when it was recorded, monotonic; the Event's body)
+        self._queue: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue(maxsize=capacity)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._defer: Callable[[], bool] = _never
         self.dropped = 0
 
     def defer_while(self, condition: Callable[[], bool]) -> None:
-        """Hold posting back (up to `MAX_DEFER_SECONDS` per Event) while `condition()`."""
+        """Hold posting back while `condition()`, up to `MAX_DEFER_SECONDS` after each
+        Event was recorded."""
         self._defer = condition
 
     def start(self) -> None:
@@ -152,17 +155,17 @@ class EventRecorder:
             related=related,
         )
         try:
-            self._queue.put_nowait(body)
+            self._queue.put_nowait((time.monotonic(), body))
         except asyncio.QueueFull:
             self.dropped += 1
             logger.warning("event queue full, dropped %s %s", reason, regarding.name)
 
     async def _drain(self) -> None:
         while True:
-            body = await self._queue.get()
+            recorded, body = await self._queue.get()
             try:
                 for _ in range(math.ceil(MAX_DEFER_SECONDS / DEFER_POLL_SECONDS)):
-                    if not self._defer():
+                    if time.monotonic() - recorded >= MAX_DEFER_SECONDS or not self._defer():
                         break
                     await asyncio.sleep(DEFER_POLL_SECONDS)
                 await self._client.create(EVENTS, body, body["metadata"]["namespace"])

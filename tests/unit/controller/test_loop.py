@@ -257,6 +257,12 @@ async def test_behind_means_more_status_writes_queued_than_a_few_rounds(world: W
     for index in range(scheduler._backlog + 1):
         scheduler._statuses._waiting[("job", ("vision", f"j{index}"))] = None
     assert scheduler.behind()
+    # Every TeamQuota is queued each cycle: they alone are no backlog.
+    scheduler._statuses._waiting.clear()
+    for index in range(scheduler._backlog + 10):
+        scheduler._statuses._waiting[("team", ("", f"t{index}"))] = None
+    scheduler._team_writes = scheduler._backlog + 10
+    assert not scheduler.behind()
 
 
 async def test_a_job_that_starts_is_queued_urgent_its_pending_status_is_not(

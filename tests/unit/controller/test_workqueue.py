@@ -103,3 +103,25 @@ async def test_a_key_made_urgent_while_processed_runs_again_first() -> None:
     await queue.drain()
     await queue.close()
     assert order == ["a", "a", "b"]
+
+
+async def test_a_closed_queue_drops_what_waited_and_starts_afresh() -> None:
+    seen: list[str] = []
+    gate = asyncio.Event()
+
+    async def handle(key: str) -> None:
+        await gate.wait()
+        seen.append(key)
+
+    queue: WorkQueue[str] = WorkQueue(handle, workers=1)
+    queue.add("a")
+    queue.add("b", urgent=True)
+    await asyncio.sleep(0)
+    await queue.close()
+    assert len(queue) == 0
+    await asyncio.wait_for(queue.drain(), 1.0)
+    gate.set()
+    queue.add("b", urgent=True)  # workers start again, even for a key that waited urgent
+    await asyncio.wait_for(queue.drain(), 1.0)
+    await queue.close()
+    assert seen == ["b"]

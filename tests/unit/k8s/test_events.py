@@ -105,3 +105,22 @@ async def test_a_full_queue_drops_and_counts() -> None:
         assert [event["reason"] for event in client.posted] == ["A", "B"]
     finally:
         await recorder.stop()
+
+
+async def test_the_deferral_limit_counts_from_when_an_event_was_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events_module, "DEFER_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(events_module, "MAX_DEFER_SECONDS", 0.3)
+    client = _Client()
+    recorder = _recorder(client, workers=1)
+    recorder.defer_while(lambda: True)
+    for reason in ("A", "B", "C", "D"):
+        _record(recorder, reason)
+    recorder.start()
+    try:
+        # One worker, four Events recorded together: all posted once 0.3 s have passed
+        # since they were recorded, not 0.3 s after each is picked up (1.2 s).
+        await _until(lambda: len(client.posted) == 4, seconds=0.8)
+    finally:
+        await recorder.stop()
