@@ -33,7 +33,7 @@ CLUSTER_EVENTS_NAMESPACE = "default"
 _NOTE_LIMIT = 1024
 # While deferring, a worker looks again this often, and posts after this long anyway.
 DEFER_POLL_SECONDS = 0.5
-MAX_DEFER_SECONDS = 30.0
+MAX_DEFER_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
