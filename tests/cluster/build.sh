@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane from Go modules (no Docker, no release
-# downloads): kube-apiserver, kube-controller-manager, kubectl, etcd, kwok,
+# downloads): kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok,
 # kwokctl and helm. Each upstream has a wrapper module next to this script;
 # its go.mod pins the version and its go.sum makes the build reproducible.
 #
@@ -17,7 +17,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN_DIR=${GPUPOOL_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpupool/bin}
-ALL=(etcd kube-apiserver kube-controller-manager kubectl kwok kwokctl helm)
+ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl helm)
 
 export GOTOOLCHAIN=local CGO_ENABLED=0
 export GOFLAGS="-mod=readonly -buildvcs=false"
@@ -41,7 +41,7 @@ HELM_CLIENT_GO=$(modver helm k8s.io/client-go)
 # name -> "wrapper-dir version package"
 spec() {
   case $1 in
-    kube-apiserver | kube-controller-manager | kubectl)
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
       echo "kubernetes $K8S_VERSION k8s.io/kubernetes/cmd/$1" ;;
     etcd) echo "etcd $ETCD_VERSION go.etcd.io/etcd/server/v3" ;;
     kwok | kwokctl) echo "kwok $KWOK_VERSION sigs.k8s.io/kwok/cmd/$1" ;;
@@ -81,7 +81,7 @@ helm_ldflags() {
 
 ldflags() {
   case $1 in
-    kube-apiserver | kube-controller-manager | kubectl) echo "-s -w $(k8s_ldflags)" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "-s -w $(k8s_ldflags)" ;;
     helm) echo "-s -w $(helm_ldflags)" ;;
     *) echo "-s -w" ;;
   esac

@@ -1,4 +1,4 @@
-// Wrapper module: builds kube-apiserver, kube-controller-manager and kubectl
+// Wrapper module: builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl
 // from k8s.io/kubernetes. Its go.mod requires the staging modules at v0.0.0
 // with local replaces that do not apply to dependents, so every staging
 // module is replaced here with its published v0.<minor>.<patch> release.
@@ -9,6 +9,7 @@ go 1.26.0
 tool (
 	k8s.io/kubernetes/cmd/kube-apiserver
 	k8s.io/kubernetes/cmd/kube-controller-manager
+	k8s.io/kubernetes/cmd/kube-scheduler
 	k8s.io/kubernetes/cmd/kubectl
 )
 
