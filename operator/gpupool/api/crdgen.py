@@ -103,6 +103,13 @@ RESOURCES: tuple[Resource, ...] = (
             Column("FairShare", ".status.fairShareGPUs", "number", 1),
             Column("Usage", ".status.decayedUsage", "number", 1, "decayed GPU-hours"),
             Column("Idle", ".spec.idleReclaim.mode", priority=1),
+            Column(
+                "Unmanaged",
+                ".status.unmanagedGPUs",
+                "integer",
+                1,
+                "GPUs of pods in the team's namespaces that gpupool counts but does not govern",
+            ),
         ),
     ),
     Resource(

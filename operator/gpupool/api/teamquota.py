@@ -96,11 +96,19 @@ class TeamQuotaSpec(K8sModel):
 class TeamQuotaStatus(K8sStatus):
     """What the scheduler last decided for this team."""
 
-    allocated_gpus: int = Field(default=0, description="GPUs held by the team's jobs.")
+    allocated_gpus: int = Field(
+        default=0,
+        description="GPUs held by the team's jobs, and by its namespaces' unmanaged GPU pods.",
+    )
     borrowed_gpus: int = Field(
         default=0, description="GPUs held beyond the guarantee (reclaimable)."
     )
     pending_gpus: int = Field(default=0, description="GPUs asked for by pending jobs.")
+    unmanaged_gpus: int = Field(
+        default=0,
+        description="GPUs held by pods in the team's namespaces that did not come through "
+        "gpupool: charged to the team, never preempted by gpupool.",
+    )
     fair_share_gpus: float = Field(
         default=0, description="Entitlement now: guarantee plus weighted share of idle GPUs."
     )

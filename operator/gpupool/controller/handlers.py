@@ -31,18 +31,25 @@ from gpupool.controller.loop import LeadershipLost, Scheduler
 from gpupool.controller.metrics import METRICS, REGISTRY
 from gpupool.controller.records import (
     GPUNodeRecord,
+    GPUPodRecord,
     JobKey,
     JobRecord,
     NodeRecord,
     PodRecord,
     TeamRecord,
+    gpu_pod_record,
     gpunode_record,
     job_record,
     node_record,
     pod_record,
     team_record,
 )
-from gpupool.controller.settings import POD_SELECTOR, OperatorConfig, configure_kopf
+from gpupool.controller.settings import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OperatorConfig,
+    configure_kopf,
+)
 from gpupool.controller.snapshot import Indexed
 from gpupool.k8s import ClientSettings, KubeClient
 from gpupool.k8s.events import EventRecorder
@@ -94,10 +101,17 @@ async def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeRecord]:
     return {record.name: record}
 
 
-@kopf.index("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "gpupool"})
+@kopf.index("", "v1", "pods")
 async def pod_index(body: kopf.Body, **_: Any) -> dict[JobKey, PodRecord]:
     record = pod_record(body)
     return {} if record is None else {record.job_key: record}
+
+
+@kopf.index("", "v1", "pods")
+async def gpu_pod_index(body: kopf.Body, **_: Any) -> dict[str, GPUPodRecord]:
+    """Every other pod holding GPUs, by node: they share the nodes with gpupool's."""
+    record = gpu_pod_record(body)
+    return {} if record is None else {record.node: record}
 
 
 class KopfSources:
@@ -109,6 +123,7 @@ class KopfSources:
         self._gpunodes: kopf.Index[str, GPUNodeRecord] = indices["gpunode_index"]
         self._nodes: kopf.Index[str, NodeRecord] = indices["node_index"]
         self._pods: kopf.Index[JobKey, PodRecord] = indices["pod_index"]
+        self._gpu_pods: kopf.Index[str, GPUPodRecord] = indices["gpu_pod_index"]
 
     @staticmethod
     def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
@@ -125,6 +140,7 @@ class KopfSources:
             nodes={key: list(store)[-1] for key, store in self._nodes.items() if store},
             gpunodes={key: list(store)[-1] for key, store in self._gpunodes.items() if store},
             pods={key: tuple(store) for key, store in self._pods.items() if store},
+            gpu_pods={key: tuple(store) for key, store in self._gpu_pods.items() if store},
         )
 
     def job(self, key: JobKey) -> JobRecord | None:
@@ -211,12 +227,24 @@ async def node_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_
     _kick(memo, event, "node", record.name, record)
 
 
-@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "gpupool"})
+@kopf.on.event("", "v1", "pods")
 async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """gpupool's workers always wake the loop; other pods only when the GPUs they hold
+    change (most pods of a cluster hold none and never do)."""
     runtime = _runtime(memo)
-    if runtime is not None:
-        runtime.scheduler.ready.set()
+    if runtime is None:
+        return
+    runtime.scheduler.ready.set()
+    metadata = body.get("metadata") or {}
+    if (metadata.get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY:
         runtime.scheduler.kick()
+        return
+    uid = str(metadata.get("uid"))
+    record = None if event.get("type") == "DELETED" else gpu_pod_record(body)
+    if runtime.fingerprints.changed("pod", uid, record):
+        runtime.scheduler.kick()
+    if record is None:
+        runtime.fingerprints.forget("pod", uid)
 
 
 # --- start-up and shut-down ----------------------------------------------------------------
@@ -290,11 +318,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     )
     runtime.start()
     logger.info(
-        "gpupool operator started (%s, pods selected by %s)",
+        "gpupool operator started (%s)",
         "standalone"
         if config.standalone
         else f"peering {config.peering_name} priority {config.priority}",
-        POD_SELECTOR,
     )
     if webhook_config.enabled:
         logger.info("admission webhooks on %s:%d", webhook_config.addr, webhook_config.port)

@@ -54,6 +54,7 @@ from gpupool.controller.snapshot import (
     build_snapshot,
     job_key,
     observe,
+    other_gpu_usage,
 )
 from gpupool.controller.status import IdleState, render_job_status, render_team_status
 from gpupool.controller.usage import TeamUsage, advance
@@ -360,6 +361,7 @@ class Scheduler:
         self._pending = {entry.job: entry for entry in plan.pending}
         METRICS.set_teams(plan.teams)
         METRICS.set_queue(plan.pending, observation.teams)
+        METRICS.set_unmanaged(other_gpu_usage(indexed, observation.namespace_teams))
         lap = self._lap("plan", lap)
 
         # 6. Record the plan's decisions first, then 7. apply them asynchronously.

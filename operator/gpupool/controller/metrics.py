@@ -7,7 +7,7 @@ declared without their `_total` suffix: prometheus_client appends it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -22,7 +22,7 @@ WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200,
 HOOK_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-TEAM_GPU_KINDS = ("guaranteed", "entitlement", "allocated", "borrowed", "pending")
+TEAM_GPU_KINDS = ("guaranteed", "entitlement", "allocated", "borrowed", "pending", "unmanaged")
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -72,7 +72,8 @@ class Metrics:
             "gpupool_team_gpus",
             "GPUs per team as the last plan left them, by kind: guaranteed, entitlement "
             "(fair share), allocated, borrowed (allocated above the guarantee), pending "
-            "(requested by waiting jobs).",
+            "(requested by waiting jobs), unmanaged (held by GPU pods in the team's namespaces "
+            "that did not come through gpupool; part of allocated).",
             ("team", "kind"),
         )
     )
@@ -88,6 +89,14 @@ class Metrics:
             "gpupool_team_used_gpu_seconds",
             "GPU-seconds each team's jobs kept busy: allocation weighted by measured utilization.",
             ("team",),
+        )
+    )
+    unmanaged_node_gpus: Gauge = field(
+        default_factory=lambda: _gauge(
+            "gpupool_unmanaged_gpus",
+            "GPUs on a node of the pool held by pods gpupool did not create, by node and "
+            'team (team="" for pods in a namespace outside every TeamQuota: not managed).',
+            ("node", "team"),
         )
     )
     # --- the queue ------------------------------------------------------------------------
@@ -205,9 +214,16 @@ class Metrics:
                 figures.allocated_gpus,
                 figures.borrowed_gpus,
                 figures.pending_gpus,
+                figures.unmanaged_gpus,
             )
             for kind, value in zip(TEAM_GPU_KINDS, values, strict=True):
                 self.team_gpus.labels(figures.team, kind).set(value)
+
+    def set_unmanaged(self, usage: Mapping[tuple[str, str | None], int]) -> None:
+        """GPUs of pods outside gpupool per node and team (nodes freed lose their series)."""
+        self.unmanaged_node_gpus.clear()
+        for (node, team), gpus in usage.items():
+            self.unmanaged_node_gpus.labels(node, team or "").set(gpus)
 
     def set_queue(self, pending: Iterable[PendingJob], teams: Iterable[str]) -> None:
         """Waiting jobs per team; 0 for a team with none (a gap would read as unknown)."""

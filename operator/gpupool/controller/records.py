@@ -101,12 +101,29 @@ class PodRecord:
         return not self.terminal and bool(self.node)
 
 
+def _container_gpus(container: Mapping[str, Any]) -> int:
+    # Extended resources: requests, when given, equal limits; either one alone counts.
+    resources = container.get("resources") or {}
+    for kind in ("limits", "requests"):
+        amount = (resources.get(kind) or {}).get(GPU_RESOURCE)
+        if amount is not None:
+            return _int(amount)
+    return 0
+
+
 def _pod_gpus(spec: Mapping[str, Any]) -> int:
-    total = 0
-    for container in spec.get("containers") or ():
-        limits = (container.get("resources") or {}).get("limits") or {}
-        total += _int(limits.get(GPU_RESOURCE))
-    return total
+    """The GPUs a pod holds, as kube-scheduler counts them: its containers and sidecars
+    (init containers that keep running) together, or an init container that runs alone
+    beside the sidecars started before it, whichever is more."""
+    sidecars = 0
+    peak_init = 0
+    for container in spec.get("initContainers") or ():
+        if container.get("restartPolicy") == "Always":
+            sidecars += _container_gpus(container)
+        else:
+            peak_init = max(peak_init, sidecars + _container_gpus(container))
+    running = sidecars + sum(_container_gpus(c) for c in spec.get("containers") or ())
+    return max(running, peak_init)
 
 
 def _failure_message(status: Mapping[str, Any]) -> str:
@@ -159,6 +176,44 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         ),
         first_container=str(((spec.get("containers") or [{}])[0]).get("name", "")),
         failure_counted=labels.get(LABEL_FAILURE_COUNTED) == "true",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GPUPodRecord:
+    """A pod gpupool did not create that holds GPUs on a node: only what the planner needs.
+
+    Kept small on purpose: a cluster may run thousands of such pods beside gpupool's.
+    """
+
+    namespace: str
+    name: str
+    node: str
+    gpus: int
+    priority: int
+
+
+def gpu_pod_record(body: Mapping[str, Any]) -> GPUPodRecord | None:
+    """The record of a bound, not yet terminal pod requesting GPUs that is not a worker
+    of a GPUJob; None for any other pod (gpupool's workers have `pod_record`)."""
+    spec = body.get("spec") or {}
+    node = spec.get("nodeName")
+    if not node:
+        return None
+    gpus = _pod_gpus(spec)
+    if gpus <= 0:
+        return None
+    if str((body.get("status") or {}).get("phase") or "") in TERMINAL_POD_PHASES:
+        return None
+    if pod_record(body) is not None:
+        return None
+    metadata = body.get("metadata") or {}
+    return GPUPodRecord(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        node=str(node),
+        gpus=gpus,
+        priority=_int(spec.get("priority")),
     )
 
 

@@ -12,7 +12,6 @@ from gpupool.planner import PlannerConfig
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "gpupool"
-POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 PEERING_NAME = "gpupool"
 # Peering priorities: kopf pauses every instance whose priority is not the highest, and
@@ -127,7 +126,8 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
 
     - No worker limit: with indexes, a limit below the number of indexed objects deadlocks
       start-up (each object's worker waits for every index to be complete).
-    - Pods are watched server-side filtered to the ones gpupool manages.
+    - Every pod is watched: any pod holding GPUs on a node of the pool counts, whoever
+      created or placed it (there is no server-side selector for "requests GPUs").
     - kopf's own Events (handler chatter) are off: gpupool posts events.k8s.io/v1 Events
       that say what happened to the job.
     - Only index and event handlers are registered, so kopf writes no progress annotations
@@ -136,7 +136,6 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     settings.queueing.worker_limit = None
     # A per-object worker (and the body it holds) goes soon after the object's last event.
     settings.queueing.idle_timeout = 1.0
-    settings.watching.label_selectors["v1", "pods"] = POD_SELECTOR
     if config.node_selector:
         settings.watching.label_selectors["v1", "nodes"] = config.node_selector
     settings.posting.enabled = False

@@ -30,6 +30,7 @@ from gpupool.controller.ledger import JobLedger, Ledgers
 from gpupool.controller.lifecycle import Run, RunState, current_run
 from gpupool.controller.records import (
     GPUNodeRecord,
+    GPUPodRecord,
     JobKey,
     JobRecord,
     NodeRecord,
@@ -80,9 +81,15 @@ class Indexed:
     gpunodes: Mapping[str, GPUNodeRecord]
     # Pods by the (namespace, name) of the GPUJob that owns them.
     pods: Mapping[JobKey, Sequence[PodRecord]]
+    # Every other pod holding GPUs, by node.
+    gpu_pods: Mapping[str, Sequence[GPUPodRecord]] = field(default_factory=dict)
 
     def all_pods(self) -> Iterable[PodRecord]:
         for pods in self.pods.values():
+            yield from pods
+
+    def other_gpu_pods(self) -> Iterable[GPUPodRecord]:
+        for pods in self.gpu_pods.values():
             yield from pods
 
 
@@ -392,10 +399,13 @@ def _observe_eviction(view: JobView, unhealthy: Mapping[tuple[str, str], str]) -
         view.releasing = tuple(item for item in workers if item[0] in leaving)
 
 
-def planner_team(name: str, spec: TeamQuotaSpec, usage: TeamUsage | None) -> Team:
+def planner_team(
+    name: str, spec: TeamQuotaSpec, usage: TeamUsage | None, *, unmanaged: int = 0
+) -> Team:
     idle = spec.idle_reclaim
     return Team(
         name=name,
+        unmanaged_gpus=unmanaged,
         guaranteed_gpus=spec.guaranteed_gpus,
         max_gpus=spec.max_gpus,
         weight=spec.weight,
@@ -447,6 +457,19 @@ def planner_job(view: JobView) -> Job:
     )
 
 
+def other_gpu_usage(
+    indexed: Indexed, namespace_teams: Mapping[str, str]
+) -> dict[tuple[str, str | None], int]:
+    """GPUs that pods gpupool did not create hold, by (node of the pool, team or None
+    for a namespace outside every team)."""
+    usage: dict[tuple[str, str | None], int] = {}
+    for pod in indexed.other_gpu_pods():
+        if pod.node in indexed.nodes:
+            key = (pod.node, namespace_teams.get(pod.namespace))
+            usage[key] = usage.get(key, 0) + pod.gpus
+    return usage
+
+
 def build_snapshot(
     indexed: Indexed,
     observation: Observation,
@@ -461,12 +484,21 @@ def build_snapshot(
         if view.state is not None and view.state is not JobState.PENDING
         for pod in view.run.live
     }
+    # GPUs held by pods no planned job accounts for: gpupool's own leftovers (a finished
+    # run, an older incarnation, a job being deleted), and every pod gpupool did not
+    # create. The latter are charged to the team whose namespace holds them.
     foreign: dict[str, int] = {}
     foreign_pods: set[tuple[str, str]] = set()
     for pod in indexed.all_pods():
         if pod.occupies_gpus and pod.uid not in planned_pods:
             foreign[pod.node] = foreign.get(pod.node, 0) + pod.gpus
             foreign_pods.add((pod.namespace, pod.name))
+    charged: dict[str, int] = {}
+    for (node, team), gpus in other_gpu_usage(indexed, observation.namespace_teams).items():
+        foreign[node] = foreign.get(node, 0) + gpus
+        if team is not None:
+            charged[team] = charged.get(team, 0) + gpus
+    foreign_pods.update((other.namespace, other.name) for other in indexed.other_gpu_pods())
     # A foreign pod on an unhealthy GPU is already out of the capacity: not twice.
     unhealthy = unhealthy_counts(indexed.gpunodes.values(), exclude=foreign_pods)
     nodes = []
@@ -476,7 +508,8 @@ def build_snapshot(
         nodes.append(
             Node(
                 name=record.name,
-                gpus=max(0, record.gpus - foreign.get(record.name, 0)),
+                gpus=record.gpus,
+                unmanaged_gpus=foreign.get(record.name, 0),
                 unhealthy_gpus=min(unhealthy.get(record.name, 0), record.gpus),
                 ready=record.ready,
                 schedulable=record.schedulable,
@@ -493,7 +526,10 @@ def build_snapshot(
             if worker.node not in known:
                 missing[worker.node] = missing.get(worker.node, 0) + worker.gpus
     nodes.extend(Node(name=name, gpus=gpus, ready=False) for name, gpus in missing.items())
-    teams = [planner_team(name, spec, usage.get(name)) for name, spec in observation.teams.items()]
+    teams = [
+        planner_team(name, spec, usage.get(name), unmanaged=charged.get(name, 0))
+        for name, spec in observation.teams.items()
+    ]
     return Snapshot(
         nodes=tuple(sorted(nodes, key=lambda node: node.name)),
         teams=tuple(sorted(teams, key=lambda team: team.name)),

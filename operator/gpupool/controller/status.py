@@ -218,6 +218,7 @@ def render_team_status(
         allocated_gpus=allocated,
         borrowed_gpus=borrowed,
         pending_gpus=figures.pending_gpus if figures else 0,
+        unmanaged_gpus=figures.unmanaged_gpus if figures else 0,
         fair_share_gpus=float(figures.entitlement_gpus) if figures else 0.0,
         running_jobs=figures.running_jobs if figures else 0,
         pending_jobs=figures.pending_jobs if figures else 0,

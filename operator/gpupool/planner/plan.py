@@ -200,7 +200,8 @@ class TeamFigures:
     """Per-team numbers for TeamQuota status, as they stand once the plan is applied.
 
     `allocated_gpus` counts GPUs held after this plan's admissions and grows, including
-    those of jobs still checkpointing; `releasing_gpus` is the part being given back.
+    those of jobs still checkpointing and of the team's unmanaged pods; `releasing_gpus`
+    is the part being given back, `unmanaged_gpus` the part gpupool does not govern.
     """
 
     team: str
@@ -213,6 +214,7 @@ class TeamFigures:
     pending_gpus: int
     running_jobs: int
     pending_jobs: int
+    unmanaged_gpus: int = 0
 
     def to_dict(self) -> JsonDict:
         return {
@@ -226,6 +228,7 @@ class TeamFigures:
             "pending_gpus": self.pending_gpus,
             "running_jobs": self.running_jobs,
             "pending_jobs": self.pending_jobs,
+            "unmanaged_gpus": self.unmanaged_gpus,
         }
 
     @classmethod

@@ -135,7 +135,8 @@ class _Cycle:
             if why is not None:
                 self._fail(holding, *why)
         on_node: dict[int, list[Holding]] = {}
-        held = [0] * len(self.nodes)
+        # Pods outside gpupool cannot be shed: gpupool's workers give way to them.
+        held = [node.unmanaged_gpus for node in self.nodes]
         for holding in self.holdings:
             if holding.failed:
                 continue
@@ -149,7 +150,7 @@ class _Cycle:
             if count <= healthy:
                 continue
             victims = sorted(
-                dict.fromkeys(on_node[node]),
+                dict.fromkeys(on_node.get(node, ())),
                 key=lambda h: (
                     not h.job.preemptible,
                     h.active_gpus * lost_seconds(h.job, self.now),
@@ -225,19 +226,28 @@ class _Cycle:
             if ledger is not None and self._never_fits(shape) is None:
                 ledger.demand += job.max_workers * job.gpus_per_worker
         for ledger in self.ledgers.values():
+            # A team's unmanaged pods are its allocation (and so its demand) too.
+            ledger.allocated += ledger.team.unmanaged_gpus
             ledger.demand += ledger.allocated
         shares = entitlements(
-            self.static.total,
+            self._shared_capacity(),
             list(self.teams.values()),
             {name: ledger.demand for name, ledger in self.ledgers.items()},
         )
         for name, ledger in self.ledgers.items():
             ledger.entitlement = shares[name]
 
+    def _shared_capacity(self) -> int:
+        """The GPUs the teams share: all healthy ones, less those unmanaged pods outside
+        every team hold (a team's own unmanaged pods are part of its share)."""
+        unmanaged = sum(node.unmanaged_gpus for node in self.nodes if node.usable)
+        charged = sum(team.unmanaged_gpus for team in self.teams.values())
+        return max(0, self.static.total - max(0, unmanaged - charged))
+
     # -- 4. capacity -----------------------------------------------------------
 
     def index_capacity(self) -> None:
-        held = [0] * len(self.nodes)
+        held = [node.unmanaged_gpus for node in self.nodes]
         for job in [holding.job for holding in self.holdings] + self.preempting:
             for worker in job.workers:
                 node = self.node_index.get(worker.node)
@@ -740,6 +750,7 @@ class _Cycle:
                     allocated_gpus=held + ledger.releasing,
                     borrowed_gpus=max(0, held - ledger.team.guaranteed_gpus),
                     releasing_gpus=ledger.releasing,
+                    unmanaged_gpus=ledger.team.unmanaged_gpus,
                     pending_gpus=pending_gpus[name],
                     running_jobs=running[name],
                     pending_jobs=pending_jobs[name],

@@ -72,7 +72,12 @@ class PlannerConfig:
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A GPU node. Only healthy GPUs on ready, schedulable nodes are capacity."""
+    """A GPU node. Only healthy GPUs on ready, schedulable nodes are capacity.
+
+    `unmanaged_gpus` are held by pods gpupool does not govern (an inference Deployment
+    placed by kube-scheduler, a notebook, a leftover pod of a finished job): never
+    placed onto, never preempted, and out of the capacity until those pods end.
+    """
 
     name: str
     gpus: int
@@ -82,6 +87,7 @@ class Node:
     rack: str | None = None
     zone: str | None = None
     nvlink_domain: str | None = None
+    unmanaged_gpus: int = 0
 
     @property
     def healthy_gpus(self) -> int:
@@ -109,6 +115,7 @@ class Node:
             "name": self.name,
             "gpus": self.gpus,
             "unhealthy_gpus": self.unhealthy_gpus,
+            "unmanaged_gpus": self.unmanaged_gpus,
             "ready": self.ready,
             "schedulable": self.schedulable,
             "rack": self.rack,
@@ -147,7 +154,11 @@ class IdleReclaimPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Team:
-    """A TeamQuota: guarantee, borrowing limit, weight, usage history, idle policy."""
+    """A TeamQuota: guarantee, borrowing limit, weight, usage history, idle policy.
+
+    `unmanaged_gpus` are held by GPU pods in the team's namespaces that gpupool does not
+    govern: charged to the team (allocation, borrowing, fair share), never its victims.
+    """
 
     name: str
     guaranteed_gpus: int = 0
@@ -155,6 +166,7 @@ class Team:
     weight: float = 1.0
     decayed_usage: float = 0.0
     idle_reclaim: IdleReclaimPolicy | None = None
+    unmanaged_gpus: int = 0
 
     def to_dict(self) -> JsonDict:
         return {
@@ -164,6 +176,7 @@ class Team:
             "weight": self.weight,
             "decayed_usage": self.decayed_usage,
             "idle_reclaim": None if self.idle_reclaim is None else self.idle_reclaim.to_dict(),
+            "unmanaged_gpus": self.unmanaged_gpus,
         }
 
     @classmethod
@@ -176,6 +189,7 @@ class Team:
             weight=data.get("weight", 1.0),
             decayed_usage=data.get("decayed_usage", 0.0),
             idle_reclaim=None if idle is None else IdleReclaimPolicy.from_dict(idle),
+            unmanaged_gpus=data.get("unmanaged_gpus", 0),
         )
 
 

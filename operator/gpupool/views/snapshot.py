@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from gpupool.controller.cache import SchedulingCache
 from gpupool.controller.ledger import Ledgers
 from gpupool.controller.records import (
+    GPUPodRecord,
     JobKey,
     PodRecord,
+    gpu_pod_record,
     gpunode_record,
     job_record,
     node_record,
     pod_record,
     team_record,
 )
-from gpupool.controller.settings import POD_SELECTOR, OperatorConfig
+from gpupool.controller.settings import OperatorConfig
 from gpupool.controller.snapshot import Indexed, Observation, build_snapshot, observe
 from gpupool.controller.usage import TeamUsage
 from gpupool.k8s import GPUJOBS, GPUNODES, NODES, PODS, TEAMQUOTAS, KubeClient
@@ -48,19 +50,23 @@ async def read_indexed(client: KubeClient, node_selector: str = "") -> Indexed:
         list_objects(client, TEAMQUOTAS),
         list_objects(client, NODES, label_selector=node_selector or None),
         list_objects(client, GPUNODES),
-        list_objects(client, PODS, label_selector=POD_SELECTOR),
+        list_objects(client, PODS),
     )
     by_job: dict[JobKey, list[PodRecord]] = {}
+    by_node: dict[str, list[GPUPodRecord]] = {}
     for body in pods:
         record = pod_record(body)
         if record is not None:
             by_job.setdefault(record.job_key, []).append(record)
+        elif (other := gpu_pod_record(body)) is not None:
+            by_node.setdefault(other.node, []).append(other)
     return Indexed(
         jobs={r.key: r for r in map(job_record, jobs)},
         teams={r.name: r for r in map(team_record, teams)},
         nodes={r.name: r for r in map(node_record, nodes)},
         gpunodes={r.node: r for r in map(gpunode_record, gpunodes)},
         pods={key: tuple(records) for key, records in by_job.items()},
+        gpu_pods={node: tuple(records) for node, records in by_node.items()},
     )
 
 

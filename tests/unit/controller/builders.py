@@ -14,10 +14,12 @@ from typing import Any, Self
 from gpupool.controller.cache import SchedulingCache
 from gpupool.controller.records import (
     GPUNodeRecord,
+    GPUPodRecord,
     JobRecord,
     NodeRecord,
     PodRecord,
     TeamRecord,
+    gpu_pod_record,
     gpunode_record,
     job_record,
     node_record,
@@ -167,6 +169,33 @@ def make_pod(job: str, *, index: int = 0, node: str = "node-1", incarnation: int
     return PodBuilder(job, index=index, node=node, incarnation=incarnation)
 
 
+def other_pod_body(
+    key: str,
+    *,
+    node: str | None = "node-1",
+    gpus: int = 1,
+    phase: str = "Running",
+    requests_only: bool = False,
+) -> dict[str, Any]:
+    """A pod gpupool did not create (an inference replica, a notebook) asking for GPUs."""
+    namespace, _, name = key.partition("/")
+    resources = {"requests" if requests_only else "limits": {"nvidia.com/gpu": str(gpus)}}
+    spec: dict[str, Any] = {"containers": [{"name": "serve", "image": "x", "resources": resources}]}
+    if node:
+        spec["nodeName"] = node
+    return {
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{key}"},
+        "spec": spec,
+        "status": {"phase": phase},
+    }
+
+
+def make_other_pod(key: str, *, node: str = "node-1", gpus: int = 1) -> GPUPodRecord:
+    record = gpu_pod_record(other_pod_body(key, node=node, gpus=gpus))
+    assert record is not None
+    return record
+
+
 def make_node(name: str, gpus: int = 8, *, ready: bool = True, rack: str = "") -> NodeRecord:
     labels = {"gpupool.io/rack": rack} if rack else {}
     return node_record(
@@ -245,16 +274,21 @@ def indexed(
     nodes: Sequence[NodeRecord] = (),
     gpunodes: Sequence[GPUNodeRecord] = (),
     pods: Sequence[PodRecord] = (),
+    other_pods: Sequence[GPUPodRecord] = (),
 ) -> Indexed:
     by_job: dict[tuple[str, str], list[PodRecord]] = {}
     for pod in pods:
         by_job.setdefault(pod.job_key, []).append(pod)
+    by_node: dict[str, list[GPUPodRecord]] = {}
+    for other in other_pods:
+        by_node.setdefault(other.node, []).append(other)
     return Indexed(
         jobs={job.key: job for job in jobs},
         teams={team.name: team for team in teams},
         nodes={node.name: node for node in nodes},
         gpunodes={gpunode.node: gpunode for gpunode in gpunodes},
         pods={key: tuple(value) for key, value in by_job.items()},
+        gpu_pods={key: tuple(value) for key, value in by_node.items()},
     )
 
 

@@ -17,7 +17,18 @@ from gpupool.controller.snapshot import (
 )
 from gpupool.planner import JobState, PlannerConfig, PreemptionReason, Snapshot
 
-from .builders import T0, cache, indexed, iso, later, make_job, make_node, make_pod, make_team
+from .builders import (
+    T0,
+    cache,
+    indexed,
+    iso,
+    later,
+    make_job,
+    make_node,
+    make_other_pod,
+    make_pod,
+    make_team,
+)
 
 VISION = make_team("vision", namespaces=["vision"], guaranteed=8)
 NLP = make_team("nlp", namespaces=["nlp"], guaranteed=8, max_gpus=16)
@@ -68,11 +79,12 @@ def test_live_pods_outside_any_planned_run_take_their_gpus_out_of_the_node() -> 
             pods=[leftover, old, new],
         )
     )
-    assert {node.name: node.gpus for node in snapshot.nodes} == {
-        "node-1": 8,
-        "node-2": 0,
-        "node-3": 6,
+    assert {node.name: node.unmanaged_gpus for node in snapshot.nodes} == {
+        "node-1": 0,
+        "node-2": 8,
+        "node-3": 2,
     }
+    assert {team.name: team.unmanaged_gpus for team in snapshot.teams} == {"vision": 0}
     cleanups = [a for a in observation.actions if isinstance(a, Cleanup)]
     assert sorted(p.name for a in cleanups for p in a.pods) == ["done-0-0", "resnet-0-0"]
 
@@ -141,7 +153,7 @@ def test_rank_zero_done_finishes_the_job() -> None:
     observation, snapshot = run(indexed(jobs=[job], teams=[VISION], nodes=NODES, pods=pods))
     assert [type(a) for a in observation.actions] == [Finish]
     assert snapshot.jobs == ()
-    assert {node.name: node.gpus for node in snapshot.nodes}["node-1"] == 7
+    assert {node.name: node.unmanaged_gpus for node in snapshot.nodes}["node-1"] == 1
 
 
 def test_a_worker_failure_is_counted_once() -> None:
@@ -228,3 +240,27 @@ def test_a_job_taken_back_for_idling_queues_from_its_requeue_not_its_submission(
     assert jobs["nlp/bert"].submitted_at == requeued.timestamp()
     assert jobs["nlp/gpt"].submitted_at == later(10).timestamp()
     assert jobs["nlp/t5"].submitted_at == T0.timestamp()  # reclaimed, not idle: keeps its place
+
+
+def test_pods_gpupool_did_not_create_hold_their_gpus_and_are_charged_to_their_team() -> None:
+    """An inference replica in vision's namespace (2 GPUs on node-1), a notebook outside
+    every team (1 GPU on node-2) and one on a node outside the pool: the first two are out
+    of their nodes' capacity, only the first is vision's; none is a job."""
+    serving = make_other_pod("vision/serve-0", node="node-1", gpus=2)
+    notebook = make_other_pod("jupyter/nb", node="node-2", gpus=1)
+    elsewhere = make_other_pod("vision/serve-1", node="cpu-pool-1", gpus=4)
+    _, snapshot = run(
+        indexed(
+            jobs=[make_job("vision/resnet").gpus(8).obj()],
+            teams=[VISION, NLP],
+            nodes=NODES,
+            other_pods=[serving, notebook, elsewhere],
+        )
+    )
+    assert {n.name: n.unmanaged_gpus for n in snapshot.nodes} == {
+        "node-1": 2,
+        "node-2": 1,
+        "node-3": 0,
+    }
+    assert {t.name: t.unmanaged_gpus for t in snapshot.teams} == {"nlp": 0, "vision": 2}
+    assert [job.key for job in snapshot.jobs] == ["vision/resnet"]

@@ -70,6 +70,17 @@ class ClusterBuilder:
         self.nodes = [replace(n, **changes) if n.name == name else n for n in self.nodes]
         return self
 
+    def unmanaged(self, name: str, gpus: int, *, team: str | None = None) -> Self:
+        """Pods gpupool does not govern hold `gpus` on node `name` (charged to `team`)."""
+        node = next(n for n in self.nodes if n.name == name)
+        self._change(name, unmanaged_gpus=node.unmanaged_gpus + gpus)
+        if team is not None:
+            self.teams = [
+                replace(t, unmanaged_gpus=t.unmanaged_gpus + gpus) if t.name == team else t
+                for t in self.teams
+            ]
+        return self
+
     def unhealthy(self, name: str, gpus: int = 1) -> Self:
         return self._change(name, unhealthy_gpus=gpus)
 

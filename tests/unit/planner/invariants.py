@@ -26,8 +26,9 @@ def check_invariants(snapshot: Snapshot, result: Plan, now: float) -> None:
     shrinks = [r for r in result.resizes if r.kind is ResizeKind.SHRINK]
     failed = {p.job for p in result.preemptions if p.reason is PreemptionReason.NODE_FAILURE}
 
-    # No node over-committed, no GPU on unhealthy capacity or unusable nodes.
-    held: Counter[str] = Counter()
+    # No node over-committed (pods outside gpupool included), no GPU on unhealthy
+    # capacity or unusable nodes.
+    held: Counter[str] = Counter({node.name: node.unmanaged_gpus for node in snapshot.nodes})
     for job in snapshot.jobs:
         if job.state is not JobState.PENDING:
             for worker in job.workers:
@@ -71,7 +72,7 @@ def check_invariants(snapshot: Snapshot, result: Plan, now: float) -> None:
             for w in entry.workers
         )
         if gained:
-            before = sum(
+            before = team.unmanaged_gpus + sum(
                 j.held_gpus - sum(w.gpus for w in j.releasing)
                 for j in snapshot.jobs
                 if j.team == name and j.state is JobState.RUNNING and j.key not in failed
@@ -116,7 +117,8 @@ def check_invariants(snapshot: Snapshot, result: Plan, now: float) -> None:
         if entry.reason.value == "WaitingForPreemption":
             claimed[entry.team] += jobs[entry.job].min_gpus
     for name, gpus in lost.items():
-        active = sum(
+        # A team's unmanaged pods are its allocation too, and never a victim.
+        active = teams[name].unmanaged_gpus + sum(
             j.held_gpus - sum(w.gpus for w in j.releasing)
             for j in snapshot.jobs
             if j.team == name and j.state is JobState.RUNNING and j.key not in failed

@@ -55,6 +55,8 @@ def nodes(draw: st.DrawFn) -> list[Node]:
                 rack=draw(st.sampled_from(("r1", "r2", None))),
                 zone=draw(st.sampled_from(("z1", "z2"))),
                 nvlink_domain=draw(st.sampled_from(("v1", "v2", "v3", None))),
+                # GPUs of pods gpupool does not govern (kube-scheduler placed them).
+                unmanaged_gpus=draw(st.sampled_from((0, 0, 0, 1, 2, gpus))),
             )
         )
     return result
@@ -94,8 +96,16 @@ def teams(draw: st.DrawFn) -> list[Team]:
 def snapshots(draw: st.DrawFn) -> Snapshot:
     node_list = draw(nodes())
     team_list = draw(teams())
+    # Some of the unmanaged GPUs are in the teams' namespaces: charged to those teams.
+    unmanaged = sum(node.unmanaged_gpus for node in node_list)
+    charged = []
+    for team in team_list:
+        share = draw(st.integers(0, unmanaged))
+        unmanaged -= share
+        charged.append(replace(team, unmanaged_gpus=share))
+    team_list = charged
     # Room by total GPUs, so unhealthy or failed nodes may really be over-committed.
-    room = {node.name: node.gpus for node in node_list}
+    room = {node.name: node.gpus - node.unmanaged_gpus for node in node_list}
     jobs: list[Job] = []
     for i in range(draw(st.integers(0, 20))):
         team = draw(st.sampled_from([t.name for t in team_list] * 5 + ["ghost"]))
