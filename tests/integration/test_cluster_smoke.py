@@ -455,7 +455,13 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
 
 def test_every_component_listens_on_loopback_only(local: DevCluster) -> None:
     parts = local.components()
-    assert {"etcd", "kube-apiserver", "kube-controller-manager", "kwok-controller"} <= set(parts)
+    assert {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok-controller",
+    } <= set(parts)
     for name, component in parts.items():
         pid = processes.running_pid(component)
         assert pid is not None, f"{name} is not running"

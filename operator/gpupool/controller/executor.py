@@ -594,6 +594,31 @@ class Executor:
             type_="Warning",
         )
 
+    async def conflict(self, key: JobKey, incarnation: int, message: str) -> None:
+        """Workers refused at admission: the whole gang goes back to the planner, which
+        now sees the pod that took the GPUs. No failure is counted."""
+        record = self._world.job(key)
+        if record is None or record.spec is None:
+            return
+        ledger = self._ledgers.get(record)
+        delay = self._config.conflict_retry_seconds
+        self._cache.back_off(
+            key, self._clock.now() + delay, "PlacementConflict", f"{message}; re-planning"
+        )
+        ledger.requeued = ("PlacementConflict", message)
+        ledger.started_at = None
+        self._cache.unexpect(key)
+        METRICS.placement_conflicts.inc()
+        await self._persist(key)
+        await self._delete([p for p in self._world.pods(key) if not p.deleting], None)
+        self._event(
+            record,
+            "PlacementConflict",
+            "Requeue",
+            f"incarnation {incarnation}: {message}; the job is re-planned (no failure counted)",
+            type_="Warning",
+        )
+
     async def cleanup(self, pods: Sequence[PodRecord]) -> None:
         await self._delete(pods, None)
 

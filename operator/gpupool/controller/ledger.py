@@ -49,8 +49,9 @@ class JobLedger:
     idle_since: datetime | None = None
     # What the last checkpoint hook achieved, for the requeued job's status and Event.
     hook_result: str = ""
-    # The incarnation whose worker failure was already counted (memory only: a failed
-    # pod stays in the index until its deletion is observed).
+    # The incarnation whose end (a worker failure, counted, or a placement conflict) was
+    # already handled (memory only: a failed pod stays in the index until its deletion
+    # is observed).
     counted_failure: int | None = None
     # Events already posted for standing situations (blocked, idle), so each is posted
     # once per occurrence rather than every cycle (memory only).

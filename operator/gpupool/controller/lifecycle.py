@@ -7,7 +7,9 @@ ranks may still be tearing down their process groups, so they are not waited for
 they are deleted. A job whose workers all succeed satisfies this too.
 
 Failure: any worker of the current run that ends in phase Failed fails the run. The
-caller retries it as a new incarnation, up to `backoffLimit`.
+caller retries it as a new incarnation, up to `backoffLimit`. A run whose failed workers
+were all refused by their node's kubelet at admission (another pod took the GPUs
+between the plan and the pod's arrival) is a placement conflict: re-planned, no failure.
 
 Pods of older incarnations never decide anything; while they still run they are only
 cleaned up.
@@ -42,6 +44,8 @@ class Run:
     # newest for their index: they still hold GPUs and must go.
     stale: tuple[PodRecord, ...]
     message: str = ""
+    # FAILED only because kubelets refused workers at admission: a placement conflict.
+    conflict: bool = False
     # Workers of the current run that hold GPUs (not terminal), by index.
     live: tuple[PodRecord, ...] = field(init=False)
 
@@ -75,6 +79,12 @@ def current_run(pods: Iterable[PodRecord], job_uid: str) -> Run:
     zero = workers.get(0)
     if failed:
         first = failed[0]
+        if all(pod.refused for pod in failed):
+            message = (
+                f"node {first.node} refused worker {first.index} (pod {first.name}): "
+                f"{first.refused}; another pod took its GPUs first"
+            )
+            return Run(RunState.FAILED, incarnation, workers, tuple(stale), message, True)
         message = f"worker {first.index} (pod {first.name}) failed"
         if first.message:
             message += f": {first.message}"

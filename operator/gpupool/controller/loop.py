@@ -44,6 +44,7 @@ from gpupool.controller.records import (
 from gpupool.controller.settings import OperatorConfig
 from gpupool.controller.snapshot import (
     Cleanup,
+    Conflict,
     Finish,
     Indexed,
     JobView,
@@ -484,6 +485,14 @@ class Scheduler:
                     "retry",
                     functools.partial(
                         self.executor.retry, key, action.incarnation, action.message, action.failed
+                    ),
+                )
+            elif isinstance(action, Conflict):
+                self.executor.submit(
+                    key,
+                    "conflict",
+                    functools.partial(
+                        self.executor.conflict, key, action.incarnation, action.message
                     ),
                 )
             elif isinstance(action, Lost):

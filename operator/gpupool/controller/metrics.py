@@ -124,6 +124,13 @@ class Metrics:
             "gpupool_admission_failures", "Admissions the API server refused."
         )
     )
+    placement_conflicts: Counter = field(
+        default_factory=lambda: _counter(
+            "gpupool_placement_conflicts",
+            "Runs whose workers a kubelet refused at admission (another pod took the GPUs "
+            "first): re-planned, not counted as failures.",
+        )
+    )
     admission_seconds: Histogram = field(
         default_factory=lambda: Histogram(
             "gpupool_admission_seconds",

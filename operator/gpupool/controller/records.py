@@ -41,6 +41,11 @@ LABEL_FAILURE_COUNTED = "gpupool.io/failure-counted"
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
+# Why a kubelet refuses a pod it was given (phase Failed, nothing ran): another pod took
+# the GPUs first (OutOfnvidia.com/gpu), or a device plugin refused the allocation. For
+# gpupool that is a placement conflict to re-plan, never a failure of the workload.
+ADMISSION_REFUSALS = frozenset({"UnexpectedAdmissionError", "NodeAffinity"})
+
 
 def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
@@ -86,6 +91,8 @@ class PodRecord:
     checkpoint_address: str = ""
     first_container: str = ""
     failure_counted: bool = False
+    # The kubelet's reason when it refused to admit the pod (see ADMISSION_REFUSALS).
+    refused: str = ""
 
     @property
     def job_key(self) -> JobKey:
@@ -124,6 +131,16 @@ def _pod_gpus(spec: Mapping[str, Any]) -> int:
             peak_init = max(peak_init, sidecars + _container_gpus(container))
     running = sidecars + sum(_container_gpus(c) for c in spec.get("containers") or ())
     return max(running, peak_init)
+
+
+def refusal(status: Mapping[str, Any]) -> str:
+    """The kubelet's reason for refusing a Failed pod at admission, or ""."""
+    if status.get("phase") != "Failed":
+        return ""
+    reason = str(status.get("reason") or "")
+    if reason.startswith("OutOf") or reason in ADMISSION_REFUSALS:
+        return reason
+    return ""
 
 
 def _failure_message(status: Mapping[str, Any]) -> str:
@@ -176,6 +193,7 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         ),
         first_container=str(((spec.get("containers") or [{}])[0]).get("name", "")),
         failure_counted=labels.get(LABEL_FAILURE_COUNTED) == "true",
+        refused=refusal(status),
     )
 
 

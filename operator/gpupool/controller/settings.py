@@ -59,6 +59,10 @@ class OperatorConfig:
     # Retry of a job whose worker failed: base * 2**(failures-1), capped.
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 300.0
+    # A job whose workers a kubelet refused for want of GPUs (another pod took them
+    # between the plan and the pod's arrival) is re-planned after this pause: long
+    # enough for the pod that won to show in the index, so the re-plan avoids it.
+    conflict_retry_seconds: float = 2.0
     # Anti-thrash: the planner never preempts a job younger than this.
     min_runtime_seconds: float = 300.0
     # At most this many pending jobs start new preemptions per cycle (bounds disruption).

@@ -154,6 +154,15 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Conflict:
+    """Kubelets refused workers for want of GPUs: remove the run, re-plan, count nothing."""
+
+    key: JobKey
+    incarnation: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Lost:
     """Workers lost to a node/GPU failure or deleted behind gpupool's back."""
 
@@ -170,7 +179,7 @@ class Cleanup:
     pods: tuple[PodRecord, ...]
 
 
-Action = Finish | Retry | Lost | Cleanup
+Action = Finish | Retry | Conflict | Lost | Cleanup
 
 
 @dataclass(slots=True)
@@ -339,7 +348,10 @@ def observe(
             )
             if not counted and run.incarnation is not None:
                 ledger.counted_failure = run.incarnation
-                result.actions.append(Retry(key, run.incarnation, run.message, failed))
+                if run.conflict:
+                    result.actions.append(Conflict(key, run.incarnation, run.message))
+                else:
+                    result.actions.append(Retry(key, run.incarnation, run.message, failed))
                 continue
             if run.live:
                 # The failed run's other workers are being removed; they hold GPUs.

@@ -13,7 +13,15 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "tests" / "cluster" / "build.sh"
 
-CLUSTER = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "kwok", "kwokctl")
+CLUSTER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+    "kwokctl",
+)
 """What a local cluster needs; `helm` is built too but only the chart's tests use it."""
 
 BUILD_TIMEOUT = 90 * 60.0

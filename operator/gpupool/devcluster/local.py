@@ -1,8 +1,10 @@
 """The local control plane: a kwokctl `binary` cluster from the locally built binaries.
 
 etcd (no fsync), kube-apiserver (RBAC and admission on, no QPS limits),
-kube-controller-manager and kwok's controller, all on 127.0.0.1; no kube-scheduler
-(gpupool binds pods itself). Clusters live under `workdir()`/clusters/<name>.
+kube-controller-manager, kube-scheduler and kwok's controller, all on 127.0.0.1.
+kube-scheduler places every pod gpupool does not bind itself (an inference Deployment,
+a notebook), as in a real cluster, so tests see the races a real cluster has.
+Clusters live under `workdir()`/clusters/<name>.
 """
 
 from __future__ import annotations
@@ -273,10 +275,10 @@ class DevCluster(Cluster):
                 "kubeAuthorization": True,
                 "kubeAdmission": True,
                 "disableQPSLimits": True,
-                "disable": ["kube-scheduler"],
                 "enableCRDs": ["Stage"],
                 "kubeApiserverBinary": str(self.bins["kube-apiserver"]),
                 "kubeControllerManagerBinary": str(self.bins["kube-controller-manager"]),
+                "kubeSchedulerBinary": str(self.bins["kube-scheduler"]),
                 "kwokControllerBinary": str(self.bins["kwok"]),
                 "etcdBinary": str(self.bins["etcd"]),
                 "kubectlBinary": str(self.bins["kubectl"]),
@@ -288,6 +290,10 @@ class DevCluster(Cluster):
                 # the API server is away for a while, and no kubelet restarts it here.
                 {
                     "name": "kube-controller-manager",
+                    "extraArgs": [{"key": "leader-elect", "value": "false"}],
+                },
+                {
+                    "name": "kube-scheduler",
                     "extraArgs": [{"key": "leader-elect", "value": "false"}],
                 },
                 # kwokctl's binary runtime makes kwok manage every node; tests also need

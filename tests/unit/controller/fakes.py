@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from gpupool.controller.records import (
+    GPUPodRecord,
     JobKey,
     JobRecord,
     NodeRecord,
     PodRecord,
     TeamRecord,
+    gpu_pod_record,
     gpunode_record,
     job_record,
     node_record,
@@ -177,16 +179,20 @@ class FakeSources:
     def read(self) -> Indexed:
         jobs = [job_record(obj) for obj in self._plural("gpujobs")]
         pods: dict[JobKey, list[PodRecord]] = {}
+        others: dict[str, list[GPUPodRecord]] = {}
         for obj in self._plural("pods"):
             record = pod_record(obj)
             if record is not None:
                 pods.setdefault(record.job_key, []).append(record)
+            elif (other := gpu_pod_record(obj)) is not None:
+                others.setdefault(other.node, []).append(other)
         return Indexed(
             jobs={job.key: job for job in jobs},
             teams={t.name: t for t in map(team_record, self._plural("teamquotas"))},
             nodes={n.name: n for n in map(node_record, self._plural("nodes"))},
             gpunodes={g.node: g for g in map(gpunode_record, self._plural("gpunodes"))},
             pods={key: tuple(value) for key, value in pods.items()},
+            gpu_pods={node: tuple(value) for node, value in others.items()},
         )
 
     def job(self, key: JobKey) -> JobRecord | None:

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
-from gpupool.k8s import GPUJOBS
+from gpupool.k8s import GPUJOBS, PODS
 
+from .builders import other_pod_body
 from .world import JSON, World, job
+
+
+def serving_pod(key: str, *, node: str, gpus: int) -> JSON:
+    """A pod of an inference Deployment, placed by kube-scheduler: not gpupool's."""
+    return other_pod_body(key, node=node, gpus=gpus)
 
 
 async def test_idle_capacity_is_lent_and_taken_back_after_a_checkpoint(world: World) -> None:
@@ -289,3 +295,49 @@ async def test_a_job_that_starts_is_queued_urgent_its_pending_status_is_not(
     assert ("runs", True) in queued
     assert world.status("vision/runs")["phase"] == "Running"
     assert world.status("vision/waits")["phase"] == "Pending"
+
+
+async def test_a_worker_refused_by_its_kubelet_is_a_placement_conflict(world: World) -> None:
+    """kube-scheduler put an inference pod on the GPUs gpupool had just planned; the
+    kubelet refuses gpupool's worker (OutOfnvidia.com/gpu). The job is re-planned onto
+    the other node, nothing is counted against its backoffLimit."""
+    world.kube.put(GPUJOBS, job("vision/a", backoffLimit=0))
+    await world.cycle()
+    (worker,) = world.pods()
+    node = worker["spec"]["nodeName"]
+    worker["status"] = {
+        "phase": "Failed",
+        "reason": "OutOfnvidia.com/gpu",
+        "message": "Pod was rejected: Node didn't have enough resource: nvidia.com/gpu",
+    }
+    world.kube.put(PODS, serving_pod("vision/serve-0", node=node, gpus=8))
+    await world.cycle(seconds=0.5)
+    await world.cycle(seconds=0.5)
+    status = world.status("vision/a")
+    assert status["phase"] == "Pending" and status.get("failures", 0) == 0
+    assert status["pendingReason"] == "PlacementConflict"
+    (note,) = world.events("PlacementConflict")
+    assert "OutOfnvidia.com/gpu" in note and "no failure counted" in note
+    await world.cycle(seconds=5)
+    (again,) = [p for p in world.pods("vision") if p["metadata"]["name"].startswith("a-")]
+    assert again["spec"]["nodeName"] != node
+    assert again["metadata"]["name"] == "a-1-0"
+
+
+async def test_gpus_held_by_pods_gpupool_did_not_create_are_never_given_out(
+    world: World,
+) -> None:
+    """An inference Deployment's pods hold 6 GPUs of node-1 and 8 of node-2: of three
+    8-GPU jobs none can start, a 2-GPU one goes beside the inference pods, and vision's
+    TeamQuota shows the inference pods as its unmanaged allocation."""
+    world.kube.put(PODS, serving_pod("vision/serve-0", node="node-1", gpus=6))
+    world.kube.put(PODS, serving_pod("vision/serve-1", node="node-2", gpus=8))
+    world.kube.put(GPUJOBS, job("vision/big"))
+    world.kube.put(GPUJOBS, job("nlp/small", gpus=2))
+    await world.cycle()
+    await world.cycle()
+    placed = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in world.pods("nlp")}
+    assert placed == {"small-0-0": "node-1"}
+    assert world.status("vision/big")["phase"] == "Pending"
+    tq = world.kube.objects[("teamquotas", "", "vision")]["status"]
+    assert (tq["allocatedGPUs"], tq["unmanagedGPUs"]) == (14, 14)
