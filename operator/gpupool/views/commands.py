@@ -23,7 +23,7 @@ from gpupool.views.explain import Explanation, explain_job
 from gpupool.views.plan_tables import plan_tables
 from gpupool.views.replay import read_snapshot
 from gpupool.views.state import CliError, ClusterState, load_state
-from gpupool.views.tables import queue_table, status_table, top_table
+from gpupool.views.tables import queue_table, status_table, team_namespaces, top_table
 
 T = TypeVar("T")
 
@@ -84,7 +84,8 @@ def queue(
 
 def top(kubeconfig: str | None = KubeconfigOption, context: str | None = ContextOption) -> None:
     """Every GPU: utilization, memory, health and the pod using it (nvidia-smi for the cluster)."""
-    Console().print(top_table(_state(kubeconfig, context).nodes))
+    state = _state(kubeconfig, context)
+    Console().print(top_table(state.nodes, team_namespaces(state)))
 
 
 def explain(

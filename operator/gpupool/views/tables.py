@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from gpupool.api import GPUDevice
 from gpupool.views.state import ClusterState, Job, Node
 
 
@@ -46,7 +47,8 @@ def team_utilization(state: ClusterState) -> dict[str, float]:
 def status_table(state: ClusterState) -> Group:
     utilization = team_utilization(state)
     table = Table(title="Teams", title_justify="left")
-    for column in ("Team", "Guaranteed", "Max", "Weight", "Allocated", "Borrowed", "Pending"):
+    columns = ("Team", "Guaranteed", "Max", "Weight", "Allocated", "Unmanaged", "Borrowed")
+    for column in (*columns, "Pending"):
         table.add_column(column, justify="left" if column == "Team" else "right")
     table.add_column("Fair share", justify="right")
     table.add_column("Jobs run/wait", justify="right")
@@ -59,6 +61,7 @@ def status_table(state: ClusterState) -> Group:
             "∞" if spec.max_gpus is None else str(spec.max_gpus),
             f"{spec.weight:g}",
             str(status.allocated_gpus),
+            str(status.unmanaged_gpus) if status.unmanaged_gpus else "-",
             str(status.borrowed_gpus) if status.borrowed_gpus else "-",
             str(status.pending_gpus) if status.pending_gpus else "-",
             f"{status.fair_share_gpus:.1f}",
@@ -71,15 +74,33 @@ def status_table(state: ClusterState) -> Group:
     allocated = sum(team.status.allocated_gpus for team in state.teams)
     gpus = [gpu.utilization_5m for node in state.nodes for gpu in node.status.gpus]
     pending = sum(1 for job in state.jobs if job.status.phase == "Pending")
+    outside = not_managed_gpus(state)
     totals.add_row(
         f"[bold]Cluster[/] {total} GPUs on {len(state.nodes)} nodes",
         f"healthy {healthy}",
         f"allocated {allocated}",
-        f"idle {max(healthy - allocated, 0)}",
+        f"not managed {outside}",
+        f"idle {max(healthy - allocated - outside, 0)}",
         f"mean utilization {_percent(sum(gpus) / len(gpus) if gpus else None)}",
         f"pending jobs {pending}",
     )
     return Group(table, totals)
+
+
+def team_namespaces(state: ClusterState) -> set[str]:
+    return {namespace for team in state.teams for namespace in team.spec.namespaces}
+
+
+def not_managed_gpus(state: ClusterState) -> int:
+    """GPUs the agents see used by pods in namespaces outside every team: gpupool counts
+    them but charges and governs nobody for them."""
+    namespaces = team_namespaces(state)
+    return sum(
+        1
+        for node in state.nodes
+        for gpu in node.status.gpus
+        if gpu.pod is not None and gpu.pod.namespace not in namespaces
+    )
 
 
 def job_teams(state: ClusterState) -> dict[str, str]:
@@ -126,7 +147,17 @@ def _shape(job: Job) -> str:
     return f"{workers}×{job.spec.gpus_per_worker}"
 
 
-def top_table(nodes: list[Node]) -> Table:
+def _pod_cell(gpu: GPUDevice, namespaces: set[str] | None) -> str | Text:
+    if gpu.pod is None:
+        return ""
+    name = f"{gpu.pod.namespace}/{gpu.pod.name}"
+    if namespaces is not None and gpu.pod.namespace not in namespaces:
+        return Text(f"{name} (not managed)", style="yellow")
+    return name
+
+
+def top_table(nodes: list[Node], namespaces: set[str] | None = None) -> Table:
+    """Per GPU; with `namespaces` (every team's), pods outside them say "not managed"."""
     table = Table(title="GPUs", title_justify="left")
     for column in ("Node", "GPU", "Product", "Util", "", "1m", "5m", "Memory", "Temp", "Power"):
         table.add_column(column, justify="right" if column in ("1m", "5m", "Temp") else "left")
@@ -153,6 +184,6 @@ def top_table(nodes: list[Node]) -> Table:
                 "-" if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°C",
                 "-" if gpu.power_w is None else f"{gpu.power_w:.0f} W",
                 "ok" if gpu.healthy else Text(gpu.health_reason or "unhealthy", style="red"),
-                f"{gpu.pod.namespace}/{gpu.pod.name}" if gpu.pod else "",
+                _pod_cell(gpu, namespaces),
             )
     return table

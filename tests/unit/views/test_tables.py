@@ -8,7 +8,13 @@ from rich.console import Console, RenderableType
 
 from gpupool.api import GPUJobSpec, GPUJobStatus, GPUNodeStatus, TeamQuotaSpec, TeamQuotaStatus
 from gpupool.views.state import ClusterState, Job, Node, Team
-from gpupool.views.tables import queue_table, status_table, team_utilization, top_table
+from gpupool.views.tables import (
+    queue_table,
+    status_table,
+    team_namespaces,
+    team_utilization,
+    top_table,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TEMPLATE = {"spec": {"containers": [{"name": "c", "image": "i"}]}}
@@ -104,3 +110,37 @@ def test_queue_of_a_team_includes_jobs_the_operator_has_not_seen_yet() -> None:
     cluster.jobs.append(unseen)
     text = render(queue_table(cluster, team="nlp", now=NOW))
     assert "nlp-ns/fresh" in text and "not yet seen by the scheduler" in text
+
+
+def with_serving_pod() -> ClusterState:
+    """state() plus a GPU used by a pod in a namespace outside every team."""
+    cluster = state()
+    cluster.nodes.append(
+        Node(
+            "gpu-9",
+            GPUNodeStatus.model_validate(
+                {
+                    "gpuCount": 1,
+                    "healthyGPUs": 1,
+                    "reporting": True,
+                    "gpus": [{"index": 0, "pod": {"namespace": "serving", "name": "llm-0"}}],
+                }
+            ),
+        )
+    )
+    return cluster
+
+
+def test_top_says_which_pods_are_not_managed_by_any_team() -> None:
+    cluster = with_serving_pod()
+    text = render(top_table(cluster.nodes, team_namespaces(cluster)))
+    assert "serving/llm-0 (not managed)" in text
+    assert "vision-ns/train-0-0 (not managed)" not in text
+
+
+def test_status_shows_unmanaged_gpus_per_team_and_outside_every_team() -> None:
+    cluster = with_serving_pod()
+    cluster.teams[0].status.unmanaged_gpus = 2
+    text = render(status_table(cluster))
+    assert "Unmanaged" in text
+    assert "not managed 1" in text
