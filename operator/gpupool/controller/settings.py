@@ -113,6 +113,7 @@ class OperatorConfig:
             ("max_preemptors_per_cycle", "GPUPOOL_MAX_PREEMPTORS_PER_CYCLE", int),
             ("metrics_port", "GPUPOOL_METRICS_PORT", int),
             ("admitted_status_delay_seconds", "GPUPOOL_ADMITTED_STATUS_DELAY_SECONDS", float),
+            ("conflict_retry_seconds", "GPUPOOL_CONFLICT_RETRY_SECONDS", float),
         ):
             if env.get(key):
                 values[name] = kind(env[key])

@@ -23,6 +23,7 @@ from gpupool.devcluster.nodes import (
     Topology,
 )
 from gpupool.devcluster.stages import (
+    FAKE_ADMISSION_REFUSED,
     FAKE_CHECKPOINT,
     FAKE_CHECKPOINT_DELAY,
     FAKE_DURATION,
@@ -31,6 +32,7 @@ from gpupool.devcluster.stages import (
 )
 
 __all__ = [
+    "FAKE_ADMISSION_REFUSED",
     "FAKE_CHECKPOINT",
     "FAKE_CHECKPOINT_DELAY",
     "FAKE_DURATION",

@@ -24,6 +24,10 @@ FAKE_IGNORE_SIGTERM = "gpupool.io/fake-ignore-sigterm"
 """Pod annotation: `true`, the workload ignores SIGTERM and is killed when the grace
 period of its deletion ends (otherwise it exits half a second after SIGTERM)."""
 
+FAKE_ADMISSION_REFUSED = "gpupool.io/fake-admission-refused"
+"""Pod annotation: the kubelet refuses the pod at admission with this reason
+(`OutOfnvidia.com/gpu`): it never starts and is Failed, as after losing a race for GPUs."""
+
 STAGE_NAMES = (
     "node-initialize",
     "node-heartbeat-with-lease",
@@ -35,6 +39,7 @@ STAGE_NAMES = (
     "pod-exit-on-sigterm",
     "pod-delete",
     "pod-delete-after-grace-period",
+    "pod-refused-at-admission",
 )
 
 

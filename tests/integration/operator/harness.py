@@ -37,10 +37,13 @@ from gpupool.k8s import (
     TEAMQUOTAS,
     ApiError,
     KubeClient,
+    Resource,
 )
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+
+DEPLOYMENTS = Resource("apps", "v1", "deployments", True, "Deployment")
 
 POOL_LABEL = "gpupool.io/pool"
 NOT_READY_ANNOTATION = "gpupool.io/fake-not-ready"
@@ -348,10 +351,67 @@ class Pool:
 
         return await wait_for(f"one of {names} preempted", probe)
 
+    async def add_serving(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        gpus: int,
+        replicas: int = 1,
+        node: str | None = None,
+    ) -> None:
+        """An inference Deployment gpupool does not govern: kube-scheduler places its pods
+        on this pool's nodes (on `node`, when given), as it would in any cluster."""
+        labels = {"app": name}
+        pod_spec: JSON = {"nodeSelector": {POOL_LABEL: self.id}}
+        if node is not None:
+            field = {"key": "metadata.name", "operator": "In", "values": [node]}
+            term = {"matchFields": [field]}
+            pod_spec["affinity"] = {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+                }
+            }
+        pod_spec |= {
+            "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "serve",
+                    "image": "vllm:latest",
+                    "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                }
+            ],
+        }
+        await self.kube.create(
+            DEPLOYMENTS,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                },
+            },
+            namespace,
+        )
+
+    async def running_pods_on_nodes(self) -> list[JSON]:
+        """Every live pod bound to one of this pool's nodes, whoever created it."""
+        found: list[JSON] = []
+        for node in self.nodes:
+            listing = await self.kube.list(PODS, field_selector=f"spec.nodeName={node}")
+            for pod in listing["items"]:
+                if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                    found.append(pod)
+        return found
+
     async def gpus_by_node(self) -> dict[str, int]:
-        """GPUs requested by live gpupool pods, per node (what must never exceed capacity)."""
+        """GPUs requested by every live pod on the pool's nodes, gpupool's or not (what
+        must never exceed capacity)."""
         held: dict[str, int] = {}
-        for pod in await self.pods():
+        for pod in await self.running_pods_on_nodes():
             node = pod["spec"].get("nodeName")
             gpus = sum(
                 int((c.get("resources") or {}).get("limits", {}).get("nvidia.com/gpu", 0))
