@@ -29,13 +29,27 @@ class Board:
     teams: list[JSON] = field(default_factory=list)
     jobs: list[JSON] = field(default_factory=list)
     log: list[tuple[float, str]] = field(default_factory=list)
+    # GPU pods that did not come through gpupool: (namespace/name, node, GPUs).
+    unmanaged: list[tuple[str, str, int]] = field(default_factory=list)
 
     def say(self, line: str) -> str:
         self.log.append((time.monotonic() - self.started, line))
         return f"[{self.log[-1][0]:5.1f}s] {line}"
 
     def render(self) -> Group:
-        return Group(self.team_table(), self.job_table(), self.story())
+        return Group(self.team_table(), self.job_table(), self.unmanaged_table(), self.story())
+
+    def unmanaged_table(self) -> Table:
+        table = Table(
+            title="GPU pods outside gpupool (counted, never placed onto, never preempted)",
+            title_justify="left",
+            expand=True,
+        )
+        for column in ("pod", "node", "GPUs"):
+            table.add_column(column)
+        for pod, node, gpus in self.unmanaged:
+            table.add_row(pod, node or "(not placed yet)", str(gpus))
+        return table
 
     def team_table(self) -> Table:
         table = Table(title="TeamQuotas", title_justify="left", expand=True)

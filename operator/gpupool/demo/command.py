@@ -18,6 +18,11 @@ CLUSTER_NAME = "gpupool-demo"
 
 def _print_summary(console: Console, summary: Summary) -> None:
     console.rule("summary")
+    peak = max(summary.peak_node_load.values(), default=0)
+    console.print(
+        f"llm-gateway (outside gpupool) kept its GPUs on {summary.unmanaged_node} throughout; "
+        f"no node ever had more than {peak} of its {summary.capacity} GPUs requested"
+    )
     console.print(f"research borrowed {summary.borrowed_gpus} idle GPUs while nobody needed them")
     console.print(
         f"train-4 got the stuck job's GPUs {summary.idle_reclaim_seconds:.0f} s after submitting"
@@ -40,7 +45,8 @@ def demo(
     ),
     nodes: int = typer.Option(4, help="Fake GPU nodes (8 GPUs each, 2 racks)."),
 ) -> None:
-    """Teams sharing 32 GPUs: borrowing, reclaim after a checkpoint, idle reclaim, resume."""
+    """Teams sharing 32 GPUs beside an inference Deployment outside gpupool: borrowing,
+    reclaim after a checkpoint, idle reclaim, resume."""
     # Imported here: the story drives the operator (kopf), which other commands never load.
     from gpupool.api.crdgen import write_crds
     from gpupool.demo.run import DemoFailed, play

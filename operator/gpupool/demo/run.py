@@ -21,6 +21,7 @@ from gpupool.controller.manifests import LABEL_JOB
 from gpupool.demo.board import JSON, Board
 from gpupool.demo.scenario import (
     CHAT,
+    GATEWAY,
     RESEARCH_JOBS,
     RESNET,
     TEAMS,
@@ -39,8 +40,10 @@ from gpupool.k8s import (
     TEAMQUOTAS,
     ApiError,
     KubeClient,
+    Resource,
 )
 
+DEPLOYMENTS = Resource("apps", "v1", "deployments", True, "Deployment")
 STEP_TIMEOUT = 150.0
 # The operator's Events that tell the story: preempted jobs requeued, and resumed.
 NARRATED = ("Requeued", "Resumed")
@@ -66,6 +69,11 @@ class Summary:
     idle_reclaim_seconds: float = 0.0
     requeued: list[str] = field(default_factory=list)
     resumed_from: dict[str, str] = field(default_factory=dict)
+    # Where kube-scheduler put the Deployment outside gpupool, and the most GPUs any
+    # node had requested by all its pods (gpupool's and the others) at any refresh.
+    unmanaged_node: str = ""
+    peak_node_load: dict[str, int] = field(default_factory=dict)
+    capacity: int = 0
 
 
 def _cli(*args: str) -> list[str]:
@@ -125,9 +133,39 @@ class Demo:
             jobs.extend((await self.client.list(GPUJOBS, team.namespace)).get("items") or ())
         self.board.jobs = jobs
         self.jobs = {f"{j['metadata']['namespace']}/{j['metadata']['name']}": j for j in jobs}
+        await self.watch_gpus()
         await self.narrate()
         if self.live is not None:
             self.live.update(self.board.render())
+
+    async def watch_gpus(self) -> None:
+        """Every live pod's GPUs per node, whoever created it: the load must never pass
+        a node's capacity. Pods outside gpupool are listed on the board."""
+        load: dict[str, int] = {}
+        unmanaged: list[tuple[str, str, int]] = []
+        for pod in (await self.client.list(PODS)).get("items") or ():
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            gpus = sum(
+                int(((c.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu", 0))
+                for c in pod["spec"]["containers"]
+            )
+            node = str(pod["spec"].get("nodeName") or "")
+            if not gpus:
+                continue
+            if node:
+                load[node] = load.get(node, 0) + gpus
+            labels = pod["metadata"].get("labels") or {}
+            if labels.get("app.kubernetes.io/managed-by") != "gpupool":
+                unmanaged.append(
+                    (f"{pod['metadata']['namespace']}/{pod['metadata']['name']}", node, gpus)
+                )
+                if node:
+                    self.summary.unmanaged_node = node
+        peak = self.summary.peak_node_load
+        for node, gpus in load.items():
+            peak[node] = max(peak.get(node, 0), gpus)
+        self.board.unmanaged = sorted(unmanaged)
 
     async def narrate(self) -> None:
         """Tell each new Requeued / Resumed Event of the operator's, in order."""
@@ -213,9 +251,28 @@ class Demo:
 
     # -- the story -------------------------------------------------------------------
 
+    async def start_gateway(self) -> None:
+        """The platform team's inference Deployment, placed by kube-scheduler."""
+        await self.client.create(NAMESPACES, GATEWAY.namespace_manifest())
+
+        async def account() -> bool:
+            await self.client.get(SERVICE_ACCOUNTS, "default", GATEWAY.namespace)
+            return True
+
+        await self._poll("the platform namespace's default ServiceAccount", account)
+        await self.client.create(DEPLOYMENTS, GATEWAY.manifest(), GATEWAY.namespace)
+        await self.until("llm-gateway to be placed", lambda: bool(self.summary.unmanaged_node))
+        self.say(
+            f"{GATEWAY.namespace}/{GATEWAY.name}, an inference Deployment outside gpupool, "
+            f"holds {GATEWAY.gpus} GPUs on {self.summary.unmanaged_node} (placed by "
+            "kube-scheduler)"
+        )
+
     async def play(self) -> Summary:
         summary = self.summary
         started = time.monotonic()
+        summary.capacity = await node_capacity(self.client)
+        await self.start_gateway()
         await self.create_teams()
         self.say("TeamQuotas: research (guaranteed 8, max 32), serving (8), vision (16)")
 
@@ -264,6 +321,18 @@ class Demo:
         running = [s for s in RESEARCH_JOBS if self._running(s)]
         again = [s for s in running if (self.job(s).get("status") or {}).get("preemptions")]
         return len(running) >= 3 and len(again) >= 2
+
+
+async def node_capacity(client: KubeClient) -> int:
+    """GPUs per node (the demo's nodes are all alike)."""
+    listing = await client.list(NODES, label_selector="gpupool.io/gpu-node=true")
+    return max(
+        (
+            int((node.get("status") or {}).get("allocatable", {}).get("nvidia.com/gpu", 0))
+            for node in listing.get("items") or ()
+        ),
+        default=0,
+    )
 
 
 async def gpu_nodes(client: KubeClient) -> list[str]:

@@ -1,11 +1,14 @@
 """The demo's story, as manifests and the conditions that move it on.
 
-4 fake nodes × 8 GPUs in 2 racks, three teams:
+4 fake nodes × 8 GPUs in 2 racks, three teams, and a neighbour:
 
+- `llm-gateway`, an inference Deployment of the platform team that does not go through
+  gpupool, is placed by kube-scheduler and holds 4 GPUs of one node for the whole
+  story: gpupool counts them ("not managed"), never places onto them, never takes them.
 - `research` (guaranteed 8, may borrow up to 32, idle reclaim enforced after 1 minute)
   starts 8-GPU training jobs while nobody else needs the GPUs: it borrows what is idle.
   One of them, `train-1`, is stuck (a hung data loader: 3% GPU utilization).
-- `serving` (guaranteed 8) runs an inference job inside its guarantee.
+- `serving` (guaranteed 8) runs a 4-GPU inference job inside its guarantee.
 - `train-1` has been idle for a minute while `train-4` waits: it is checkpointed and
   requeued, and its GPUs go to `train-4`.
 - `vision` (guaranteed 16) arrives with a 2×8 DDP job: research's borrowed jobs are
@@ -110,6 +113,43 @@ class JobSpec:
         }
 
 
+@dataclass(frozen=True)
+class ServingSpec:
+    """A Deployment outside gpupool (no TeamQuota owns its namespace)."""
+
+    namespace: str
+    name: str
+    gpus: int
+
+    def namespace_manifest(self) -> JSON:
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+
+    def manifest(self) -> JSON:
+        labels = {"app": self.name}
+        container = {
+            "name": "serve",
+            "image": "vllm/vllm-openai:v0.6.3",
+            "resources": {"limits": {"nvidia.com/gpu": str(self.gpus)}},
+        }
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "nodeSelector": {"gpupool.io/gpu-node": "true"},
+                        "containers": [container],
+                    },
+                },
+            },
+        }
+
+
+GATEWAY = ServingSpec("platform", "llm-gateway", gpus=4)
 RESEARCH = TeamSpec("research", guaranteed=8, max_gpus=32, idle_enforced=True)
 SERVING = TeamSpec("serving", guaranteed=8, max_gpus=16)
 VISION = TeamSpec("vision", guaranteed=16, max_gpus=32)
@@ -119,7 +159,7 @@ TRAIN_1 = JobSpec(RESEARCH, "train-1", utilization="3")
 TRAIN_2 = JobSpec(RESEARCH, "train-2")
 TRAIN_3 = JobSpec(RESEARCH, "train-3")
 TRAIN_4 = JobSpec(RESEARCH, "train-4")
-CHAT = JobSpec(SERVING, "chat-inference", utilization="60")
+CHAT = JobSpec(SERVING, "chat-inference", gpus_per_worker=4, utilization="60")
 RESNET = JobSpec(VISION, "resnet-ddp", workers=2, duration="45s", topology="rack")
 RESEARCH_JOBS = (TRAIN_1, TRAIN_2, TRAIN_3, TRAIN_4)
 
