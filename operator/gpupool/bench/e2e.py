@@ -6,6 +6,12 @@
    (httpPost hooks that answer at once) and requeued → seconds until all prod jobs run.
 3. 4,000 more pending jobs (10,000 GPUJobs in all) → the operator's resident memory.
 
+With `--foreign-pods N`, N single-GPU pods that did not come through gpupool (an
+inference fleet, in a namespace of no team) are bound round-robin across the nodes
+before the clock starts, and ceil(N / GPUs per node) more nodes carry them, so the jobs
+have the same free capacity as without them: the difference is what counting every
+other GPU pod costs the operator.
+
 Goals: < 60 s for each phase, < 300 MB RSS. The operator runs as a subprocess
 (`gpupool operator --standalone`), restricted to the benchmark's nodes by label. The
 clock of phase 1 starts once every fake node is Ready (kwok brings 500 nodes up in tens
@@ -71,6 +77,7 @@ class Figures:
     status_writes: dict[str, int] = field(default_factory=dict)
     rss_mb_with_jobs: float | None = None
     total_jobs: int = 0
+    foreign_pods: int = 0
     # The floor of phase 1 here: as many worker pods created by a client directly, no
     # operator running (gpupool.bench.baseline).
     seconds_until_pods_alone_run: float | None = None
@@ -117,6 +124,54 @@ def _job(name: str, namespace: str, address: str) -> JSON:
             },
         },
     }
+
+
+def _foreign_pod(name: str, namespace: str, node: str) -> JSON:
+    """A single-GPU inference pod gpupool did not create, already bound to `node`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "serving"}},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "serve",
+                    "image": "serve:latest",
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                }
+            ],
+        },
+    }
+
+
+async def _start_foreign_pods(
+    client: KubeClient, namespace: str, nodes: list[str], count: int, timeout: float
+) -> None:
+    await client.create(
+        NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    )
+    await bounded(
+        64,
+        [
+            functools.partial(
+                client.create,
+                PODS,
+                _foreign_pod(f"serve-{i:05d}", namespace, nodes[i % len(nodes)]),
+                namespace,
+            )
+            for i in range(count)
+        ],
+    )
+    phases = Phases(client, namespace, PODS)
+    follower = asyncio.create_task(phases.follow())
+    try:
+        if await phases.wait_running(count, timeout, time.monotonic()) is None:
+            raise RuntimeError(f"{count} foreign pods were not Running within {timeout:.0f}s")
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
 
 
 def _ready(node: JSON) -> bool:
@@ -283,11 +338,16 @@ async def run_e2e(
     timeout: float,
     log: Path,
     baseline: bool = True,
+    foreign_pods: int = 0,
 ) -> Figures:
-    figures = Figures(nodes, gpus_per_node, jobs, reclaim_jobs, total_jobs=total_jobs)
+    nodes += -(-foreign_pods // gpus_per_node)
+    figures = Figures(
+        nodes, gpus_per_node, jobs, reclaim_jobs, total_jobs=total_jobs, foreign_pods=foreign_pods
+    )
     run = uuid.uuid4().hex[:6]
     pool = f"bench-{run}"
     batch, prod, base = f"batch-{run}", f"prod-{run}", f"baseline-{run}"
+    serving = f"serving-{run}"
     hooks = _Hooks()
     hooks.start()
     operator: subprocess.Popen[bytes] | None = None
@@ -307,6 +367,8 @@ async def run_e2e(
             )
             if figures.seconds_until_nodes_ready is None:
                 raise RuntimeError(f"the {nodes} fake nodes were not Ready within {timeout:.0f}s")
+            if foreign_pods:
+                await _start_foreign_pods(client, serving, node_names, foreign_pods, timeout)
             for team in (batch, prod):
                 await client.create(
                     NAMESPACES,
@@ -448,8 +510,9 @@ async def run_e2e(
                     await client.delete(TEAMQUOTAS, team)
                 with contextlib.suppress(ApiError):
                     await client.delete(NAMESPACES, team)
-            with contextlib.suppress(ApiError):
-                await client.delete(NAMESPACES, base)
+            for namespace in (base, serving):
+                with contextlib.suppress(ApiError):
+                    await client.delete(NAMESPACES, namespace)
             await bounded(
                 32,
                 [functools.partial(client.delete, NODES, f"{pool}-{i:04d}") for i in range(nodes)],
@@ -475,6 +538,11 @@ def e2e_bench(
     timeout: float = typer.Option(300, help="Give up on a phase after this many seconds."),
     baseline: bool = typer.Option(
         True, help="Also time as many pods created without the operator (the floor)."
+    ),
+    foreign_pods: int = typer.Option(
+        0,
+        help="Single-GPU pods outside gpupool bound across the nodes first (more nodes carry "
+        "them, so the jobs' capacity is the same).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -503,6 +571,7 @@ def e2e_bench(
                 timeout=timeout,
                 log=log,
                 baseline=baseline,
+                foreign_pods=foreign_pods,
             )
         )
     if as_json:
