@@ -296,6 +296,7 @@ class Executor:
                 node=worker.node,
                 incarnation=decision.incarnation,
                 resume_from=resume,
+                gpu_resource=self._config.gpu_resource,
             )
             try:
                 result = await self._client.create(PODS, body, record.namespace)

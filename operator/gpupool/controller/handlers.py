@@ -70,8 +70,12 @@ def use_config(config: OperatorConfig) -> None:
 
 
 def current_config() -> OperatorConfig:
-    """The configuration set by `use_config`, else from the environment (`kopf run`)."""
-    return _config if _config is not None else OperatorConfig.from_env()
+    """The configuration set by `use_config`, else from the environment (`kopf run`),
+    read once."""
+    global _config
+    if _config is None:
+        _config = OperatorConfig.from_env()
+    return _config
 
 
 # --- indexes -------------------------------------------------------------------------------
@@ -97,20 +101,20 @@ async def gpunode_index(body: kopf.Body, **_: Any) -> dict[str, GPUNodeRecord]:
 
 @kopf.index("", "v1", "nodes")
 async def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeRecord]:
-    record = node_record(body)
+    record = node_record(body, current_config().gpu_resource)
     return {record.name: record}
 
 
 @kopf.index("", "v1", "pods")
 async def pod_index(body: kopf.Body, **_: Any) -> dict[JobKey, PodRecord]:
-    record = pod_record(body)
+    record = pod_record(body, current_config().gpu_resource)
     return {} if record is None else {record.job_key: record}
 
 
 @kopf.index("", "v1", "pods")
 async def gpu_pod_index(body: kopf.Body, **_: Any) -> dict[str, GPUPodRecord]:
     """Every other pod holding GPUs, by node: they share the nodes with gpupool's."""
-    record = gpu_pod_record(body)
+    record = gpu_pod_record(body, current_config().gpu_resource)
     return {} if record is None else {record.node: record}
 
 
@@ -223,7 +227,7 @@ async def gpunode_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
 
 @kopf.on.event("", "v1", "nodes")
 async def node_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    record = node_record(body)
+    record = node_record(body, current_config().gpu_resource)
     _kick(memo, event, "node", record.name, record)
 
 
@@ -240,7 +244,8 @@ async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
         runtime.scheduler.kick()
         return
     uid = str(metadata.get("uid"))
-    record = None if event.get("type") == "DELETED" else gpu_pod_record(body)
+    deleted = event.get("type") == "DELETED"
+    record = None if deleted else gpu_pod_record(body, current_config().gpu_resource)
     if runtime.fingerprints.changed("pod", uid, record):
         runtime.scheduler.kick()
     if record is None:

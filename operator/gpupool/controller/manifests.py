@@ -52,11 +52,11 @@ DEFAULT_MASTER_PORT = 29500
 SINGLE_WORKER_MASTER_ADDR = "localhost"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
-GPU_TOLERATION: dict[str, str] = {
-    "key": GPU_RESOURCE,
-    "operator": "Exists",
-    "effect": "NoSchedule",
-}
+
+def gpu_toleration(resource: str = GPU_RESOURCE) -> dict[str, str]:
+    """GPU nodes are commonly tainted with their GPU resource's name (NoSchedule)."""
+    return {"key": resource, "operator": "Exists", "effect": "NoSchedule"}
+
 
 # Variables gpupool owns: a template entry with the same name is replaced, so ranks
 # can never disagree with the placement. MASTER_PORT is deliberately not here: the
@@ -191,11 +191,13 @@ def worker_pod(
     incarnation: int,
     resume_from: str | None,
     extra_tolerations: Sequence[Mapping[str, Any]] = (),
+    gpu_resource: str = GPU_RESOURCE,
 ) -> dict[str, Any]:
     """Worker `index` of `world_size` of the job's `incarnation`, bound to `node`.
 
     `job` is the GPUJob object (metadata name, namespace and uid are used); `spec`
-    its parsed spec; `resume_from` the checkpoint location to resume from, if any.
+    its parsed spec; `resume_from` the checkpoint location to resume from, if any;
+    `gpu_resource` the extended resource the GPUs are requested as.
     """
     metadata = job["metadata"]
     job_name: str = metadata["name"]
@@ -252,6 +254,7 @@ def worker_pod(
             gpus=spec.gpus_per_worker if position == 0 else 0,
             shared_env=shared_env,
             master_port=port,
+            resource=gpu_resource,
         )
         for position, container in enumerate(template_spec["containers"])
     ]
@@ -260,7 +263,7 @@ def worker_pod(
     pod_spec["containers"] = containers
     if template_spec.get("initContainers"):
         pod_spec["initContainers"] = [
-            _without_gpus(container) for container in template_spec["initContainers"]
+            _without_gpus(container, gpu_resource) for container in template_spec["initContainers"]
         ]
     pod_spec["nodeName"] = node
     pod_spec["hostname"] = name
@@ -270,7 +273,7 @@ def worker_pod(
         pod_spec.pop("subdomain", None)
     pod_spec["restartPolicy"] = "Never"
     pod_spec["tolerations"] = _merge_tolerations(
-        template_spec.get("tolerations") or (), [GPU_TOLERATION], extra_tolerations
+        template_spec.get("tolerations") or (), [gpu_toleration(gpu_resource)], extra_tolerations
     )
     if hook is not None and hook.mode == "signal":
         pod_spec["terminationGracePeriodSeconds"] = hook.timeout_seconds
@@ -278,15 +281,17 @@ def worker_pod(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_metadata, "spec": pod_spec}
 
 
-def _with_gpus(resources: Mapping[str, Any] | None, gpus: int) -> dict[str, Any] | None:
-    """`resources` with exactly `gpus` nvidia.com/gpu (none when 0); None if left empty."""
+def _with_gpus(
+    resources: Mapping[str, Any] | None, gpus: int, resource: str
+) -> dict[str, Any] | None:
+    """`resources` with exactly `gpus` of `resource` (none when 0); None if left empty."""
     result: dict[str, Any] = dict(resources or {})
     for kind in ("limits", "requests"):
         amounts = dict(result.get(kind) or {})
         if gpus:
-            amounts[GPU_RESOURCE] = str(gpus)
+            amounts[resource] = str(gpus)
         else:
-            amounts.pop(GPU_RESOURCE, None)
+            amounts.pop(resource, None)
         if amounts:
             result[kind] = amounts
         else:
@@ -294,9 +299,9 @@ def _with_gpus(resources: Mapping[str, Any] | None, gpus: int) -> dict[str, Any]
     return result or None
 
 
-def _without_gpus(container: Mapping[str, Any]) -> dict[str, Any]:
+def _without_gpus(container: Mapping[str, Any], resource: str) -> dict[str, Any]:
     result = dict(container)
-    resources = _with_gpus(container.get("resources"), 0)
+    resources = _with_gpus(container.get("resources"), 0, resource)
     if resources is None:
         result.pop("resources", None)
     else:
@@ -310,10 +315,11 @@ def _worker_container(
     gpus: int,
     shared_env: list[dict[str, str]],
     master_port: int,
+    resource: str,
 ) -> dict[str, Any]:
-    result = _without_gpus(container) if gpus == 0 else dict(container)
+    result = _without_gpus(container, resource) if gpus == 0 else dict(container)
     if gpus:
-        result["resources"] = _with_gpus(container.get("resources"), gpus)
+        result["resources"] = _with_gpus(container.get("resources"), gpus, resource)
     log_path = container.get("terminationMessagePath") or DEFAULT_TERMINATION_LOG
     result["terminationMessagePath"] = log_path
 

@@ -108,17 +108,17 @@ class PodRecord:
         return not self.terminal and bool(self.node)
 
 
-def _container_gpus(container: Mapping[str, Any]) -> int:
+def _container_gpus(container: Mapping[str, Any], resource: str) -> int:
     # Extended resources: requests, when given, equal limits; either one alone counts.
     resources = container.get("resources") or {}
     for kind in ("limits", "requests"):
-        amount = (resources.get(kind) or {}).get(GPU_RESOURCE)
+        amount = (resources.get(kind) or {}).get(resource)
         if amount is not None:
             return _int(amount)
     return 0
 
 
-def _pod_gpus(spec: Mapping[str, Any]) -> int:
+def _pod_gpus(spec: Mapping[str, Any], resource: str) -> int:
     """The GPUs a pod holds, as kube-scheduler counts them: its containers and sidecars
     (init containers that keep running) together, or an init container that runs alone
     beside the sidecars started before it, whichever is more."""
@@ -126,10 +126,10 @@ def _pod_gpus(spec: Mapping[str, Any]) -> int:
     peak_init = 0
     for container in spec.get("initContainers") or ():
         if container.get("restartPolicy") == "Always":
-            sidecars += _container_gpus(container)
+            sidecars += _container_gpus(container, resource)
         else:
-            peak_init = max(peak_init, sidecars + _container_gpus(container))
-    running = sidecars + sum(_container_gpus(c) for c in spec.get("containers") or ())
+            peak_init = max(peak_init, sidecars + _container_gpus(container, resource))
+    running = sidecars + sum(_container_gpus(c, resource) for c in spec.get("containers") or ())
     return max(running, peak_init)
 
 
@@ -154,8 +154,9 @@ def _failure_message(status: Mapping[str, Any]) -> str:
     return str(status.get("message") or status.get("reason") or "")
 
 
-def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
-    """The record of a gpupool worker pod; None for a pod not owned by a GPUJob."""
+def pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> PodRecord | None:
+    """The record of a gpupool worker pod; None for a pod not owned by a GPUJob.
+    `resource`: the extended resource of GPUs (the operator's `gpu_resource`)."""
     metadata = body.get("metadata") or {}
     owner = next(
         (
@@ -180,7 +181,7 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         index=_int(labels.get(LABEL_WORKER_INDEX)),
         incarnation=_int(labels.get(LABEL_INCARNATION)),
         node=str(spec.get("nodeName") or ""),
-        gpus=_pod_gpus(spec),
+        gpus=_pod_gpus(spec, resource),
         phase=phase,
         deleting=bool(metadata.get("deletionTimestamp")),
         created=parse_time(metadata.get("creationTimestamp")),
@@ -211,19 +212,19 @@ class GPUPodRecord:
     priority: int
 
 
-def gpu_pod_record(body: Mapping[str, Any]) -> GPUPodRecord | None:
+def gpu_pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> GPUPodRecord | None:
     """The record of a bound, not yet terminal pod requesting GPUs that is not a worker
     of a GPUJob; None for any other pod (gpupool's workers have `pod_record`)."""
     spec = body.get("spec") or {}
     node = spec.get("nodeName")
     if not node:
         return None
-    gpus = _pod_gpus(spec)
+    gpus = _pod_gpus(spec, resource)
     if gpus <= 0:
         return None
     if str((body.get("status") or {}).get("phase") or "") in TERMINAL_POD_PHASES:
         return None
-    if pod_record(body) is not None:
+    if pod_record(body, resource) is not None:
         return None
     metadata = body.get("metadata") or {}
     return GPUPodRecord(
@@ -370,7 +371,7 @@ class NodeRecord:
     not_ready_reason: str = ""
 
 
-def node_record(body: Mapping[str, Any]) -> NodeRecord:
+def node_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> NodeRecord:
     metadata = body.get("metadata") or {}
     labels = metadata.get("labels") or {}
     status = body.get("status") or {}
@@ -388,7 +389,7 @@ def node_record(body: Mapping[str, Any]) -> NodeRecord:
         )
     return NodeRecord(
         name=str(metadata.get("name", "")),
-        gpus=_int(allocatable.get(GPU_RESOURCE)),
+        gpus=_int(allocatable.get(resource)),
         ready=ready,
         schedulable=not (body.get("spec") or {}).get("unschedulable", False),
         rack=str(labels.get(LABEL_RACK, "")),

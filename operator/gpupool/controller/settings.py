@@ -75,6 +75,9 @@ class OperatorConfig:
     # How long a dead peer's record blocks a standby (kopf's peer lifetime).
     peering_lifetime_seconds: int = 15
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gpupool-operator"))
+    # The extended resource GPUs are advertised and requested as: what nodes' allocatable
+    # and every pod's requests are read in, and what gpupool's workers request.
+    gpu_resource: str = "nvidia.com/gpu"
     # Label selector of the Nodes gpupool schedules onto ("" = every node with GPUs), so
     # several pools (or several test runs) can share one cluster.
     node_selector: str = ""
@@ -119,6 +122,8 @@ class OperatorConfig:
                 values[name] = kind(env[key])
         if env.get("GPUPOOL_METRICS_ADDR"):
             values["metrics_address"] = env["GPUPOOL_METRICS_ADDR"]
+        if env.get("GPUPOOL_GPU_RESOURCE"):
+            values["gpu_resource"] = env["GPUPOOL_GPU_RESOURCE"]
         if env.get("GPUPOOL_NODE_SELECTOR"):
             values["node_selector"] = env["GPUPOOL_NODE_SELECTOR"]
         if env.get("KUBECONFIG"):

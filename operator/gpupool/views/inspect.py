@@ -23,7 +23,7 @@ def operator_config(node_selector: str) -> OperatorConfig:
 
 async def load_offline(client: KubeClient, node_selector: str, now: float) -> Offline:
     config = operator_config(node_selector)
-    indexed = await read_indexed(client, config.node_selector)
+    indexed = await read_indexed(client, config.node_selector, config.gpu_resource)
     return offline_snapshot(indexed, config, now)
 
 

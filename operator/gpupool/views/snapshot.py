@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gpupool.controller.cache import SchedulingCache
 from gpupool.controller.ledger import Ledgers
+from gpupool.controller.manifests import GPU_RESOURCE
 from gpupool.controller.records import (
     GPUPodRecord,
     JobKey,
@@ -43,7 +44,9 @@ class Offline:
     now: float
 
 
-async def read_indexed(client: KubeClient, node_selector: str = "") -> Indexed:
+async def read_indexed(
+    client: KubeClient, node_selector: str = "", gpu_resource: str = GPU_RESOURCE
+) -> Indexed:
     """List what the operator indexes (the same objects, the same selectors)."""
     jobs, teams, nodes, gpunodes, pods = await asyncio.gather(
         list_objects(client, GPUJOBS),
@@ -55,15 +58,15 @@ async def read_indexed(client: KubeClient, node_selector: str = "") -> Indexed:
     by_job: dict[JobKey, list[PodRecord]] = {}
     by_node: dict[str, list[GPUPodRecord]] = {}
     for body in pods:
-        record = pod_record(body)
+        record = pod_record(body, gpu_resource)
         if record is not None:
             by_job.setdefault(record.job_key, []).append(record)
-        elif (other := gpu_pod_record(body)) is not None:
+        elif (other := gpu_pod_record(body, gpu_resource)) is not None:
             by_node.setdefault(other.node, []).append(other)
     return Indexed(
         jobs={r.key: r for r in map(job_record, jobs)},
         teams={r.name: r for r in map(team_record, teams)},
-        nodes={r.name: r for r in map(node_record, nodes)},
+        nodes={r.name: r for r in (node_record(body, gpu_resource) for body in nodes)},
         gpunodes={r.node: r for r in map(gpunode_record, gpunodes)},
         pods={key: tuple(records) for key, records in by_job.items()},
         gpu_pods={node: tuple(records) for node, records in by_node.items()},

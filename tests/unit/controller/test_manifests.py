@@ -13,12 +13,12 @@ from gpupool.api import GPUJobSpec
 from gpupool.controller.manifests import (
     DEFAULT_MASTER_PORT,
     GPU_RESOURCE,
-    GPU_TOLERATION,
     LABEL_INCARNATION,
     LABEL_JOB,
     LABEL_TEAM,
     LABEL_WORKER_INDEX,
     dns_label,
+    gpu_toleration,
     headless_service,
     job_selector,
     label_value,
@@ -266,10 +266,10 @@ def test_without_hook_no_grace_override_and_no_mode() -> None:
 def test_tolerations_merge_without_duplicates() -> None:
     spec = spec_of()
     own = {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
-    spec.template["spec"]["tolerations"] = [own, dict(GPU_TOLERATION)]
+    spec.template["spec"]["tolerations"] = [own, gpu_toleration()]
     kwok = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
     pod = build(spec, extra_tolerations=[kwok, kwok])
-    assert pod["spec"]["tolerations"] == [own, GPU_TOLERATION, kwok]
+    assert pod["spec"]["tolerations"] == [own, gpu_toleration(), kwok]
 
 
 def test_the_template_is_never_modified_and_pods_share_nothing_they_change() -> None:
@@ -336,3 +336,11 @@ def test_a_burst_of_4000_pods_has_4000_distinct_names() -> None:
     spec = spec_of(checkpoint={"mode": "signal", "timeoutSeconds": 120})
     pods = [build(spec, index=i % 512, world_size=512, incarnation=i // 512) for i in range(4000)]
     assert len({pod["metadata"]["name"] for pod in pods}) == 4000
+
+
+def test_workers_request_the_configured_gpu_resource() -> None:
+    pod = build(gpu_resource="amd.com/gpu")
+    train = pod["spec"]["containers"][0]
+    assert train["resources"]["limits"] == {"memory": "64Gi", "amd.com/gpu": "8"}
+    assert GPU_RESOURCE not in str(pod["spec"]["containers"])
+    assert gpu_toleration("amd.com/gpu") in pod["spec"]["tolerations"]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from gpupool.controller.records import job_record, pod_record
+from gpupool.controller.records import (
+    GPUPodRecord,
+    gpu_pod_record,
+    job_record,
+    node_record,
+    pod_record,
+)
 
-from .builders import make_gpunode, make_job, make_node, make_pod
+from .builders import make_gpunode, make_job, make_node, make_pod, other_pod_body
 
 
 def test_worker_pod_record_reads_owner_index_incarnation_and_gpus() -> None:
@@ -66,3 +72,56 @@ def test_job_record_holds_its_status_as_json_not_the_watched_dicts() -> None:
     assert record.raw_status["phase"] == "Pending"
     record.raw_status["phase"] = "Failed"  # every read is a fresh copy
     assert record.parsed_status().phase == "Pending"
+
+
+def test_any_pod_holding_gpus_on_a_node_is_recorded_whoever_made_it() -> None:
+    record = gpu_pod_record(other_pod_body("serving/llm-0", node="node-1", gpus=2))
+    assert record == GPUPodRecord("serving", "llm-0", "node-1", 2, 0)
+    # requests alone count (extended resources: requests equal limits)
+    alone = gpu_pod_record(other_pod_body("serving/llm-1", gpus=1, requests_only=True))
+    assert alone is not None and alone.gpus == 1
+    # not bound yet, finished, or no GPUs: nothing held
+    assert gpu_pod_record(other_pod_body("serving/llm-2", node=None)) is None
+    assert gpu_pod_record(other_pod_body("serving/llm-3", phase="Succeeded")) is None
+    assert gpu_pod_record(other_pod_body("serving/cpu", gpus=0)) is None
+    # gpupool's own workers have their own records
+    worker = make_pod("vision/resnet").gpus(8).running().raw()
+    assert gpu_pod_record(worker) is None and pod_record(worker) is not None
+
+
+def test_init_containers_and_sidecars_count_as_kube_scheduler_counts_them() -> None:
+    body = other_pod_body("serving/llm-0", gpus=1)
+    body["spec"]["initContainers"] = [
+        {"name": "warm", "resources": {"limits": {"nvidia.com/gpu": "4"}}},
+        {
+            "name": "proxy",
+            "restartPolicy": "Always",
+            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+        },
+    ]
+    record = gpu_pod_record(body)
+    assert record is not None and record.gpus == 4  # max(4 alone, 1 sidecar + 1 main)
+    body["spec"]["initContainers"].reverse()  # the sidecar runs beside the init container
+    record = gpu_pod_record(body)
+    assert record is not None and record.gpus == 5
+
+
+def test_the_gpu_resource_name_is_the_operators_setting() -> None:
+    body = other_pod_body("serving/llm-0", gpus=2)
+    limits = body["spec"]["containers"][0]["resources"]["limits"]
+    limits["amd.com/gpu"] = limits.pop("nvidia.com/gpu")
+    assert gpu_pod_record(body) is None
+    record = gpu_pod_record(body, "amd.com/gpu")
+    assert record is not None and record.gpus == 2
+    node = {"metadata": {"name": "n"}, "status": {"allocatable": {"amd.com/gpu": "8"}}}
+    assert node_record(node, "amd.com/gpu").gpus == 8 and node_record(node).gpus == 0
+
+
+def test_a_worker_its_kubelet_refused_says_why() -> None:
+    body = make_pod("vision/resnet").raw()
+    body["status"] = {"phase": "Failed", "reason": "OutOfnvidia.com/gpu", "message": "no"}
+    refused = pod_record(body)
+    assert refused is not None and refused.refused == "OutOfnvidia.com/gpu"
+    body["status"]["reason"] = "Evicted"
+    evicted = pod_record(body)
+    assert evicted is not None and evicted.refused == ""
