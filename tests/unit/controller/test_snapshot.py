@@ -46,6 +46,14 @@ def run(
     return observation, build_snapshot(world, observation, {}, PlannerConfig())
 
 
+def unmanaged(snapshot: Snapshot) -> tuple[dict[str, int], dict[str, int]]:
+    """GPUs of pods outside any planned run: per node, and charged per team."""
+    return (
+        {node.name: node.unmanaged_gpus for node in snapshot.nodes},
+        {team.name: team.unmanaged_gpus for team in snapshot.teams},
+    )
+
+
 def test_running_and_pending_jobs_across_teams() -> None:
     """3 nodes × 8 GPUs; vision runs resnet 2×4 on node-1; nlp's bert 1×8 waits."""
     resnet = make_job("vision/resnet").workers(2).gpus(4).obj()
@@ -79,12 +87,10 @@ def test_live_pods_outside_any_planned_run_take_their_gpus_out_of_the_node() -> 
             pods=[leftover, old, new],
         )
     )
-    assert {node.name: node.unmanaged_gpus for node in snapshot.nodes} == {
-        "node-1": 0,
-        "node-2": 8,
-        "node-3": 2,
-    }
-    assert {team.name: team.unmanaged_gpus for team in snapshot.teams} == {"vision": 0}
+    assert unmanaged(snapshot) == (
+        {"node-1": 0, "node-2": 8, "node-3": 2},
+        {"vision": 0},
+    )
     cleanups = [a for a in observation.actions if isinstance(a, Cleanup)]
     assert sorted(p.name for a in cleanups for p in a.pods) == ["done-0-0", "resnet-0-0"]
 
@@ -257,10 +263,8 @@ def test_pods_gpupool_did_not_create_hold_their_gpus_and_are_charged_to_their_te
             other_pods=[serving, notebook, elsewhere],
         )
     )
-    assert {n.name: n.unmanaged_gpus for n in snapshot.nodes} == {
-        "node-1": 2,
-        "node-2": 1,
-        "node-3": 0,
-    }
-    assert {t.name: t.unmanaged_gpus for t in snapshot.teams} == {"nlp": 0, "vision": 2}
+    assert unmanaged(snapshot) == (
+        {"node-1": 2, "node-2": 1, "node-3": 0},
+        {"nlp": 0, "vision": 2},
+    )
     assert [job.key for job in snapshot.jobs] == ["vision/resnet"]
