@@ -154,11 +154,11 @@ def _failure_message(status: Mapping[str, Any]) -> str:
     return str(status.get("message") or status.get("reason") or "")
 
 
-def pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> PodRecord | None:
-    """The record of a gpupool worker pod; None for a pod not owned by a GPUJob.
-    `resource`: the extended resource of GPUs (the operator's `gpu_resource`)."""
-    metadata = body.get("metadata") or {}
-    owner = next(
+def _worker_owner(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The GPUJob owning a pod that is one of its workers (None for any other pod)."""
+    if LABEL_INCARNATION not in (metadata.get("labels") or {}):
+        return None
+    return next(
         (
             ref
             for ref in metadata.get("ownerReferences") or ()
@@ -166,9 +166,16 @@ def pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> PodReco
         ),
         None,
     )
-    labels = metadata.get("labels") or {}
-    if owner is None or LABEL_INCARNATION not in labels:
+
+
+def pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> PodRecord | None:
+    """The record of a gpupool worker pod; None for a pod not owned by a GPUJob.
+    `resource`: the extended resource of GPUs (the operator's `gpu_resource`)."""
+    metadata = body.get("metadata") or {}
+    owner = _worker_owner(metadata)
+    if owner is None:
         return None
+    labels = metadata.get("labels") or {}
     spec = body.get("spec") or {}
     status = body.get("status") or {}
     phase = str(status.get("phase") or "Pending")
@@ -224,9 +231,9 @@ def gpu_pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> GPU
         return None
     if str((body.get("status") or {}).get("phase") or "") in TERMINAL_POD_PHASES:
         return None
-    if pod_record(body, resource) is not None:
-        return None
     metadata = body.get("metadata") or {}
+    if _worker_owner(metadata) is not None:
+        return None
     return GPUPodRecord(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
