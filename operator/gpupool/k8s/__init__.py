@@ -10,7 +10,7 @@ from gpupool.k8s.client import (
     KubeClient,
 )
 from gpupool.k8s.credentials import Credentials
-from gpupool.k8s.errors import ApiError, CredentialsError, NotReachable
+from gpupool.k8s.errors import ApiError, CredentialsError, NotReachable, Refusal, TLSFailure
 from gpupool.k8s.kubeconfig import load_credentials
 from gpupool.k8s.resources import (
     CRDS,
@@ -50,6 +50,8 @@ __all__ = [
     "ErrorObserver",
     "KubeClient",
     "NotReachable",
+    "Refusal",
     "Resource",
+    "TLSFailure",
     "load_credentials",
 ]

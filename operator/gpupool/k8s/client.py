@@ -23,7 +23,7 @@ from tenacity import (
 )
 
 from gpupool.k8s.credentials import Authorization, Credentials
-from gpupool.k8s.errors import ApiError, NotReachable
+from gpupool.k8s.errors import ApiError, connection_failure
 from gpupool.k8s.kubeconfig import load_credentials
 from gpupool.k8s.resources import Resource
 
@@ -42,7 +42,7 @@ class ClientSettings:
     """Connection limits and retry policy."""
 
     connections: int = 64
-    request_timeout: float = 30.0
+    request_timeout: float | None = 30.0  # seconds per request; None: no limit
     attempts: int = 5
     field_manager: str = "gpupool"
     on_error: ErrorObserver | None = None
@@ -137,7 +137,7 @@ class KubeClient:
                     return payload.decode(errors="replace")
                 return orjson.loads(payload) if payload else None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise NotReachable(f"{method} {path}: {exc!r}") from exc
+            raise connection_failure(exc, self.credentials.server, f"{method} {path}") from exc
 
     async def request(
         self,
@@ -298,7 +298,9 @@ class KubeClient:
                             )
                         yield event
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            unreachable = NotReachable(f"watch {resource.plural}: {exc!r}")
+            unreachable = connection_failure(
+                exc, self.credentials.server, f"watch {resource.plural}"
+            )
             self._failed("WATCH", path, unreachable)
             raise unreachable from exc
         except ApiError as error:

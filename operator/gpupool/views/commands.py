@@ -1,157 +1,249 @@
 """`gpupool status | queue | top | explain | snapshot | replay`: the platform engineer's view.
 
-`explain` and `snapshot` build the scheduler's snapshot with the operator's own code
-(gpupool.views.inspect), imported when they run: it brings the operator's modules.
+Every command that reads the cluster takes kubectl's flags (gpupool.views.connection)
+and prints with `-o` as kubectl does (gpupool.views.output). `explain` and `snapshot`
+build the scheduler's snapshot with the operator's own code (gpupool.views.inspect),
+imported when they run: it brings the operator's modules.
+
+A new command is a function here and one entry in CLUSTER_COMMANDS or OFFLINE_COMMANDS.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 
-from gpupool.k8s import KubeClient, NotReachable
-from gpupool.k8s.listing import context_namespace
+from gpupool.k8s import KubeClient
 from gpupool.planner import Plan, Snapshot, plan
-from gpupool.views.explain import Explanation, explain_job
+from gpupool.views.connection import (
+    OUTPUT_HELP,
+    AllNamespaces,
+    Context,
+    Kubeconfig,
+    ListingOutput,
+    Namespace,
+    RequestTimeout,
+    Target,
+    Verbose,
+    exclusive,
+    fail,
+    resolve_namespace,
+    run_on_cluster,
+)
+from gpupool.views.explain import Explanation, explain_job, explanation_record
+from gpupool.views.failures import CliError, did_you_mean
+from gpupool.views.output import print_document, print_listing
 from gpupool.views.plan_tables import plan_tables
 from gpupool.views.replay import read_snapshot
-from gpupool.views.state import CliError, ClusterState, load_state
-from gpupool.views.tables import queue_table, status_table, team_namespaces, top_table
+from gpupool.views.state import ClusterState, load_state
+from gpupool.views.tables import queue_listing, status_listing, team_namespaces, top_listing
 
-T = TypeVar("T")
+CLUSTER_PANEL = "Reading the cluster"
+OFFLINE_PANEL = "Offline"
 
-KubeconfigOption = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file.")
-ContextOption = typer.Option(None, "--context", help="kubeconfig context.")
-NodeSelectorOption = typer.Option(
-    "",
-    "--node-selector",
-    envvar="GPUPOOL_NODE_SELECTOR",
-    help="The operator's node selector (its GPUPOOL_NODE_SELECTOR), if it has one.",
-)
-
-
-def fail(error: CliError) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/] {error}", highlight=False)
-    return typer.Exit(2)
+NodeSelector = Annotated[
+    str,
+    typer.Option(
+        "--node-selector",
+        envvar="GPUPOOL_NODE_SELECTOR",
+        help="The operator's node selector (its GPUPOOL_NODE_SELECTOR), if it has one.",
+    ),
+]
 
 
-def run_with_client(
-    kubeconfig: str | None, context: str | None, work: Callable[[KubeClient], Awaitable[T]]
-) -> T:
-    """Run one async read against the cluster, turning failures into clear exits."""
-
-    async def main() -> T:
-        try:
-            client = KubeClient.from_kubeconfig(kubeconfig, context)
-        except Exception as error:
-            raise CliError(f"cannot load Kubernetes credentials: {error}") from error
-        async with client:
-            return await work(client)
-
-    try:
-        return asyncio.run(main())
-    except NotReachable as error:
-        Console(stderr=True).print(f"[red]error:[/] the API server is not reachable ({error})")
-        raise typer.Exit(2) from error
-    except CliError as error:
-        raise fail(error) from error
-
-
-def _state(kubeconfig: str | None, context: str | None, *, nodes: bool = True) -> ClusterState:
-    return run_with_client(kubeconfig, context, lambda client: load_state(client, nodes=nodes))
-
-
-def status(kubeconfig: str | None = KubeconfigOption, context: str | None = ContextOption) -> None:
+def status(
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace", "-n", help="Only the teams that own this namespace.", show_default=False
+        ),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Every team (the default).")
+    ] = False,
+    output: ListingOutput = "table",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    request_timeout: RequestTimeout = "30s",
+    verbose: Verbose = False,
+) -> None:
     """Per team: guaranteed, allocated, borrowed, pending, fair share, utilization."""
-    Console().print(status_table(_state(kubeconfig, context)))
+    target = Target(kubeconfig, context, request_timeout, verbose)
+    exclusive(namespace, all_namespaces)
+    state: ClusterState = run_on_cluster(
+        target, lambda client: load_state(client, namespace, teams=True, jobs=True, nodes=True)
+    )
+    print_listing(status_listing(state, namespace), output)
 
 
 def queue(
-    team: str | None = typer.Option(None, "--team", help="Only this team's jobs."),
-    kubeconfig: str | None = KubeconfigOption,
-    context: str | None = ContextOption,
+    team: Annotated[
+        str | None,
+        typer.Option(
+            "--team", help="Only this team's jobs (in all its namespaces unless -n is given)."
+        ),
+    ] = None,
+    namespace: Namespace = None,
+    all_namespaces: AllNamespaces = False,
+    output: ListingOutput = "table",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    request_timeout: RequestTimeout = "30s",
+    verbose: Verbose = False,
 ) -> None:
     """Pending jobs in scheduling order, with the planner's reason."""
-    Console().print(queue_table(_state(kubeconfig, context, nodes=False), team))
+    target = Target(kubeconfig, context, request_timeout, verbose)
+    # A team spans namespaces: --team alone reads all of them.
+    everywhere = all_namespaces or (team is not None and not namespace)
+    scope = resolve_namespace(target, namespace, everywhere)
+    state: ClusterState = run_on_cluster(
+        target, lambda client: load_state(client, scope, teams=True, jobs=True, nodes=False)
+    )
+    if team is not None and team not in {known.name for known in state.teams}:
+        fail(
+            CliError(
+                f"no TeamQuota named {team!r}."
+                + did_you_mean(team, (known.name for known in state.teams))
+                + " `gpupool status` lists the teams."
+            ),
+            LookupError(team),
+            verbose,
+        )
+    print_listing(queue_listing(state, team, scope), output)
 
 
-def top(kubeconfig: str | None = KubeconfigOption, context: str | None = ContextOption) -> None:
+def top(
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Only the GPUs held by pods of this namespace.",
+            show_default=False,
+        ),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Every GPU (the default).")
+    ] = False,
+    output: ListingOutput = "table",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    request_timeout: RequestTimeout = "30s",
+    verbose: Verbose = False,
+) -> None:
     """Every GPU: utilization, memory, health and the pod using it (nvidia-smi for the cluster)."""
-    state = _state(kubeconfig, context)
-    Console().print(top_table(state.nodes, team_namespaces(state)))
+    target = Target(kubeconfig, context, request_timeout, verbose)
+    exclusive(namespace, all_namespaces)
+
+    async def read(client: KubeClient) -> tuple[ClusterState, set[str] | None]:
+        state = await load_state(client, None, teams=False, jobs=False, nodes=True)
+        try:
+            teams = team_namespaces(await load_state(client, jobs=False, nodes=False))
+        except CliError:
+            teams = None  # not allowed to list TeamQuotas: pods are shown unmarked
+        return state, teams
+
+    state, teams = run_on_cluster(target, read)
+    print_listing(top_listing(state.nodes, namespace, teams), output)
 
 
 def explain(
-    job: str = typer.Argument(..., help="The GPUJob: namespace/name, or name with -n."),
-    namespace: str | None = typer.Option(
-        None, "--namespace", "-n", help="Its namespace (default: the context's)."
-    ),
-    node_selector: str = NodeSelectorOption,
-    kubeconfig: str | None = KubeconfigOption,
-    context: str | None = ContextOption,
+    job: Annotated[str, typer.Argument(help="The GPUJob: NAMESPACE/NAME, or NAME with -n.")],
+    namespace: Namespace = None,
+    output: Annotated[
+        Literal["table", "json", "yaml", "name"], typer.Option("--output", "-o", help=OUTPUT_HELP)
+    ] = "table",
+    node_selector: NodeSelector = "",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    request_timeout: RequestTimeout = "30s",
+    verbose: Verbose = False,
 ) -> None:
     """Why a job is pending or was preempted, what would let it run, its checkpoints."""
     from gpupool.views.inspect import load_explanation
 
+    target = Target(kubeconfig, context, request_timeout, verbose)
     if "/" in job:
-        namespace, _, name = job.partition("/")
+        where, _, name = job.partition("/")
     else:
-        name = job
-        namespace = namespace or context_namespace(kubeconfig, context)
-    found: Explanation = run_with_client(
-        kubeconfig,
-        context,
-        lambda client: load_explanation(client, namespace or "default", name, node_selector),
+        where, name = resolve_namespace(target, namespace, False) or "default", job
+    found: Explanation = run_on_cluster(
+        target, lambda client: load_explanation(client, where, name, node_selector)
     )
-    Console().print(explain_job(found))
+    if output == "table":
+        Console().print(explain_job(found))
+    elif output == "name":
+        typer.echo(f"gpujob.gpupool.io/{found.record.name}")
+    else:
+        print_document(explanation_record(found), output)
 
 
 def snapshot(
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
-    node_selector: str = NodeSelectorOption,
-    kubeconfig: str | None = KubeconfigOption,
-    context: str | None = ContextOption,
+    output: Annotated[
+        Literal["json", "yaml"], typer.Option("--output", "-o", help=OUTPUT_HELP)
+    ] = "json",
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-file", help="Write to this file instead of stdout.", show_default=False
+        ),
+    ] = None,
+    node_selector: NodeSelector = "",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    request_timeout: RequestTimeout = "30s",
+    verbose: Verbose = False,
 ) -> None:
-    """Dump the scheduler's snapshot as JSON (replay it with `gpupool replay`)."""
+    """Dump the scheduler's snapshot of the whole cluster (replay it with `gpupool replay`)."""
     from gpupool.views.inspect import load_offline
 
-    offline = run_with_client(
-        kubeconfig, context, lambda client: load_offline(client, node_selector, time.time())
+    target = Target(kubeconfig, context, request_timeout, verbose)
+    offline = run_on_cluster(
+        target, lambda client: load_offline(client, node_selector, time.time())
     )
     text = offline.snapshot.to_json(now=offline.now, indent=2)
-    if output is None:
-        typer.echo(text)
+    if output == "yaml":
+        import yaml
+
+        text = yaml.safe_dump(offline.snapshot.to_dict() | {"now": offline.now}, sort_keys=True)
+    if output_file is None:
+        typer.echo(text.rstrip("\n"))
         return
-    output.write_text(text + "\n")
+    output_file.write_text(text.rstrip("\n") + "\n")
     Console(stderr=True).print(
-        f"wrote {output}: {len(offline.snapshot.nodes)} nodes, {len(offline.snapshot.teams)} "
-        f"teams, {len(offline.snapshot.jobs)} jobs"
+        f"wrote {output_file}: {len(offline.snapshot.nodes)} nodes, "
+        f"{len(offline.snapshot.teams)} teams, {len(offline.snapshot.jobs)} jobs",
+        highlight=False,
     )
 
 
 def replay(
-    file: Path = typer.Argument(..., help="A snapshot from `gpupool snapshot` ('-': stdin)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
-    now: float | None = typer.Option(
-        None, "--now", help="Plan at this time (Unix seconds; default: the snapshot's)."
-    ),
+    file: Annotated[
+        Path, typer.Argument(help="A snapshot from `gpupool snapshot`, JSON or YAML ('-': stdin).")
+    ],
+    output: Annotated[
+        Literal["table", "json", "yaml"], typer.Option("--output", "-o", help=OUTPUT_HELP)
+    ] = "table",
+    now: Annotated[
+        float | None,
+        typer.Option(help="Plan at this time (Unix seconds; default: the snapshot's)."),
+    ] = None,
 ) -> None:
     """Run the planner offline on a dumped snapshot and print its plan."""
     try:
         recorded, recorded_now = read_snapshot(file)
     except CliError as error:
-        raise fail(error) from error
+        fail(error, error, verbose=False)
     at = now if now is not None else recorded_now if recorded_now is not None else time.time()
     result: Plan = plan(recorded, at)
-    if as_json:
-        typer.echo(result.to_json(indent=2))
+    if output != "table":
+        print_document(result.to_dict(), output)
         return
     console = Console()
     console.print(_replay_title(recorded, at), highlight=False)
@@ -166,10 +258,12 @@ def _replay_title(recorded: Snapshot, at: float) -> str:
     )
 
 
+CLUSTER_COMMANDS: tuple[Callable[..., Any], ...] = (status, queue, top, explain, snapshot)
+OFFLINE_COMMANDS: tuple[Callable[..., Any], ...] = (replay,)
+
+
 def register(app: typer.Typer) -> None:
-    app.command()(status)
-    app.command()(queue)
-    app.command()(top)
-    app.command()(explain)
-    app.command()(snapshot)
-    app.command()(replay)
+    for command in CLUSTER_COMMANDS:
+        app.command(rich_help_panel=CLUSTER_PANEL)(command)
+    for command in OFFLINE_COMMANDS:
+        app.command(rich_help_panel=OFFLINE_PANEL)(command)

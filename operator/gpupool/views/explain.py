@@ -250,3 +250,24 @@ def explain_job(explanation: Explanation) -> Group:
     else:
         parts.append(Text(explanation.events_error or "No Events.", style="dim"))
     return Group(*parts)
+
+
+def explanation_record(explanation: Explanation) -> dict[str, Any]:
+    """`explain -o json|yaml`: the verdict, what the operator last wrote, the Events."""
+    record, found = explanation.record, verdict(explanation)
+    return {
+        "namespace": record.namespace,
+        "name": record.name,
+        "planner": {"verdict": found.headline, "reason": found.reason, "hint": found.hint},
+        "status": explanation.status.to_k8s(),
+        "events": [
+            {
+                "time": event_time(event),
+                "type": event.get("type", ""),
+                "reason": event.get("reason", ""),
+                "note": event.get("note", ""),
+            }
+            for event in explanation.events
+        ],
+        "eventsError": explanation.events_error or None,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +13,8 @@ from gpupool.k8s import ApiError, KubeClient
 from gpupool.k8s.listing import events_about
 from gpupool.planner import plan
 from gpupool.views.explain import Explanation
+from gpupool.views.failures import CliError, did_you_mean
 from gpupool.views.snapshot import Offline, offline_snapshot, read_indexed
-from gpupool.views.state import CliError
 
 
 def operator_config(node_selector: str) -> OperatorConfig:
@@ -27,6 +28,19 @@ async def load_offline(client: KubeClient, node_selector: str, now: float) -> Of
     return offline_snapshot(indexed, config, now)
 
 
+def not_found(namespace: str, name: str, jobs: Iterable[tuple[str, str]]) -> CliError:
+    """GPUJob not found, with the names it may have meant: close names in its namespace,
+    the same name in other namespaces."""
+    keys = list(jobs)
+    elsewhere = [f"{ns}/{other}" for ns, other in keys if other == name]
+    close = did_you_mean(name, (other for ns, other in keys if ns == namespace))
+    hint = close or (f" Did you mean {' or '.join(sorted(elsewhere))}?" if elsewhere else "")
+    return CliError(
+        f"GPUJob {namespace}/{name} not found.{hint} `gpupool queue -n {namespace}` or "
+        f"`kubectl get gpujobs -n {namespace}` lists the jobs there."
+    )
+
+
 async def load_explanation(
     client: KubeClient, namespace: str, name: str, node_selector: str, now: float | None = None
 ) -> Explanation:
@@ -35,9 +49,7 @@ async def load_explanation(
     key = (namespace, name)
     record = offline.indexed.jobs.get(key)
     if record is None:
-        raise CliError(
-            f"GPUJob {namespace}/{name} not found (kubectl get gpujobs -n {namespace} lists them)"
-        )
+        raise not_found(namespace, name, offline.indexed.jobs)
     events: list[dict[str, Any]] = []
     events_error = ""
     try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from gpupool.planner import Snapshot
-from gpupool.views.state import CliError
+from gpupool.views.failures import CliError
 
 # What `Snapshot.to_json` always writes.
 _SECTIONS = ("config", "nodes", "teams", "jobs")
@@ -15,7 +16,8 @@ _SECTIONS = ("config", "nodes", "teams", "jobs")
 
 def _not_a_snapshot(path: Path, why: str) -> CliError:
     return CliError(
-        f"{path} is not a gpupool snapshot ({why}); make one with `gpupool snapshot -o FILE`"
+        f"{path} is not a gpupool snapshot ({why}); make one with "
+        "`gpupool snapshot --output-file FILE`"
     )
 
 
@@ -26,14 +28,14 @@ def read_snapshot(path: Path) -> tuple[Snapshot, float | None]:
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror or error}") from error
     try:
-        recorded = json.loads(text)
-    except ValueError as error:
-        raise _not_a_snapshot(path, f"invalid JSON: {error}") from error
+        recorded = yaml.safe_load(text)  # JSON is YAML: `snapshot -o json` and `-o yaml` both
+    except yaml.YAMLError as error:
+        raise _not_a_snapshot(path, f"neither JSON nor YAML: {error}") from error
     if not isinstance(recorded, dict) or not all(key in recorded for key in _SECTIONS):
         raise _not_a_snapshot(path, f"a snapshot is an object with {', '.join(_SECTIONS)}")
     try:
-        snapshot = Snapshot.from_json(text)
-        now = recorded.get("now")
+        now = recorded.pop("now", None)
+        snapshot = Snapshot.from_dict(recorded)
         return snapshot, None if now is None else float(now)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise _not_a_snapshot(path, f"{type(error).__name__}: {error}") from error

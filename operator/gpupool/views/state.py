@@ -9,10 +9,7 @@ from typing import Any
 from gpupool.api import GPUJobSpec, GPUJobStatus, GPUNodeStatus, TeamQuotaSpec, TeamQuotaStatus
 from gpupool.k8s import GPUJOBS, GPUNODES, TEAMQUOTAS, ApiError, KubeClient, Resource
 from gpupool.k8s.listing import list_items
-
-
-class CliError(Exception):
-    """A failure the user can act on; the message says how."""
+from gpupool.views.failures import listing_failure
 
 
 @dataclass
@@ -49,31 +46,6 @@ class ClusterState:
     nodes: list[Node] = field(default_factory=list)
 
 
-CLUSTER_VIEWER = "<release>-cluster-viewer (Helm value rbac.clusterViewers)"
-
-
-def explain_api_error(error: ApiError, resource: Resource) -> CliError:
-    if error.not_found:
-        return CliError(
-            f"the {resource.plural}.{resource.group} resource is not installed on this cluster: "
-            "install gpupool (helm install gpupool helm/gpupool) or apply its CRDs "
-            "(kubectl apply -f crds/)"
-        )
-    if error.forbidden and resource.group == GPUJOBS.group:
-        return CliError(
-            f"forbidden: your credentials may not list {resource.plural}.{resource.group} "
-            f"({error.message}); ask for the gpupool viewer role, or for the whole cluster "
-            f"the {CLUSTER_VIEWER} ClusterRole"
-        )
-    if error.forbidden:
-        return CliError(
-            f"forbidden: your credentials may not list {resource.plural} ({error.message}); "
-            "explain and snapshot read what the operator reads: Nodes, and gpupool's Pods "
-            f"in every namespace; the chart's {CLUSTER_VIEWER} ClusterRole grants it"
-        )
-    return CliError(f"the API server refused to list {resource.plural}: {error}")
-
-
 async def list_objects(
     client: KubeClient,
     resource: Resource,
@@ -81,11 +53,15 @@ async def list_objects(
     *,
     label_selector: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object of `resource`; a missing CRD or a refusal becomes a `CliError`."""
+    """Every object of `resource`; a missing CRD or an RBAC refusal becomes a `CliError`
+    (other errors, e.g. no answer or expired credentials, are the caller's to explain)."""
     try:
         return await list_items(client, resource, namespace, label_selector=label_selector)
     except ApiError as error:
-        raise explain_api_error(error, resource) from error
+        failure = listing_failure(error, resource, namespace)
+        if failure is None:
+            raise
+        raise failure from error
 
 
 def _job(item: dict[str, Any]) -> Job:
@@ -101,12 +77,20 @@ def _job(item: dict[str, Any]) -> Job:
 
 
 async def load_state(
-    client: KubeClient, namespace: str | None = None, *, nodes: bool = True
+    client: KubeClient,
+    namespace: str | None = None,
+    *,
+    teams: bool = True,
+    jobs: bool = True,
+    nodes: bool = True,
 ) -> ClusterState:
-    teams, jobs, gpunodes = await asyncio.gather(
-        list_objects(client, TEAMQUOTAS),
-        list_objects(client, GPUJOBS, namespace),
-        list_objects(client, GPUNODES) if nodes else asyncio.sleep(0, result=[]),
+    """What a command shows: TeamQuotas, the GPUJobs of `namespace` (None: all) and
+    GPUNodes, each only when asked for (every list needs its own RBAC grant)."""
+    nothing: list[dict[str, Any]] = []
+    quotas, gpujobs, gpunodes = await asyncio.gather(
+        list_objects(client, TEAMQUOTAS) if teams else asyncio.sleep(0, result=nothing),
+        list_objects(client, GPUJOBS, namespace) if jobs else asyncio.sleep(0, result=nothing),
+        list_objects(client, GPUNODES) if nodes else asyncio.sleep(0, result=nothing),
     )
     return ClusterState(
         teams=sorted(
@@ -116,11 +100,11 @@ async def load_state(
                     TeamQuotaSpec.model_validate(t["spec"]),
                     TeamQuotaStatus.model_validate(t.get("status") or {}),
                 )
-                for t in teams
+                for t in quotas
             ),
             key=lambda team: team.name,
         ),
-        jobs=sorted((_job(j) for j in jobs), key=lambda job: job.key),
+        jobs=sorted((_job(j) for j in gpujobs), key=lambda job: job.key),
         nodes=sorted(
             (
                 Node(n["metadata"]["name"], GPUNodeStatus.model_validate(n.get("status") or {}))

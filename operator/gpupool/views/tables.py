@@ -1,36 +1,43 @@
-"""Pure renderers: ClusterState -> rich tables. No I/O, so they are tested directly."""
+"""Pure renderers: ClusterState -> `Listing`s (table, wide, json, yaml, name). No I/O, so
+they are tested directly."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from gpupool.api import GPUDevice
-from gpupool.views.state import ClusterState, Job, Node
+from gpupool.views.output import Column, Listing, bar, dash, percent
+from gpupool.views.state import ClusterState, Job, Node, Team
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}%"
-
-
-def _bar(percent: float, width: int = 10) -> Text:
-    filled = max(0, min(width, round(percent / 100 * width)))
-    style = "green" if percent >= 50 else "yellow" if percent >= 10 else "red"
-    return Text("█" * filled, style=style) + Text("·" * (width - filled), style="dim")
-
-
-def _age(created: str, now: datetime) -> str:
+def _age_seconds(created: str, now: datetime) -> int | None:
     if not created:
+        return None
+    when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    return max(int((now - when).total_seconds()), 0)
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
         return "-"
-    seconds = int((now - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
+    return f"{seconds}s"
+
+
+def _in(namespace: str | None) -> str:
+    return f"in namespace {namespace}" if namespace else "in any namespace"
+
+
+# --- status --------------------------------------------------------------------------------
 
 
 def team_utilization(state: ClusterState) -> dict[str, float]:
@@ -44,47 +51,63 @@ def team_utilization(state: ClusterState) -> dict[str, float]:
     return {team: sum(values) / len(values) for team, values in samples.items()}
 
 
-def status_table(state: ClusterState) -> Group:
+def status_listing(state: ClusterState, namespace: str | None = None) -> Listing[Team]:
+    """Per team (with `namespace`: the teams that own it) and the cluster's totals."""
     utilization = team_utilization(state)
-    table = Table(title="Teams", title_justify="left")
-    columns = ("Team", "Guaranteed", "Max", "Weight", "Allocated", "Unmanaged", "Borrowed")
-    for column in (*columns, "Pending"):
-        table.add_column(column, justify="left" if column == "Team" else "right")
-    table.add_column("Fair share", justify="right")
-    table.add_column("Jobs run/wait", justify="right")
-    table.add_column("Util", justify="right")
-    for team in state.teams:
-        spec, status = team.spec, team.status
-        table.add_row(
-            team.name,
-            str(spec.guaranteed_gpus),
-            "∞" if spec.max_gpus is None else str(spec.max_gpus),
-            f"{spec.weight:g}",
-            str(status.allocated_gpus),
-            str(status.unmanaged_gpus) if status.unmanaged_gpus else "-",
-            str(status.borrowed_gpus) if status.borrowed_gpus else "-",
-            str(status.pending_gpus) if status.pending_gpus else "-",
-            f"{status.fair_share_gpus:.1f}",
-            f"{status.running_jobs}/{status.pending_jobs}",
-            _percent(utilization.get(team.name)),
-        )
-    totals = Table.grid(padding=(0, 2))
-    total = sum(node.status.gpu_count for node in state.nodes)
-    healthy = sum(node.status.healthy_gpus for node in state.nodes)
-    allocated = sum(team.status.allocated_gpus for team in state.teams)
-    gpus = [gpu.utilization_5m for node in state.nodes for gpu in node.status.gpus]
-    pending = sum(1 for job in state.jobs if job.status.phase == "Pending")
-    outside = not_managed_gpus(state)
-    totals.add_row(
-        f"[bold]Cluster[/] {total} GPUs on {len(state.nodes)} nodes",
-        f"healthy {healthy}",
-        f"allocated {allocated}",
-        f"not managed {outside}",
-        f"idle {max(healthy - allocated - outside, 0)}",
-        f"mean utilization {_percent(sum(gpus) / len(gpus) if gpus else None)}",
-        f"pending jobs {pending}",
+    teams = [team for team in state.teams if namespace is None or namespace in team.spec.namespaces]
+
+    def record(team: Team) -> dict[str, Any]:
+        return {
+            "name": team.name,
+            "spec": team.spec.to_k8s(),
+            "status": team.status.to_k8s(),
+            "utilization5m": utilization.get(team.name),
+        }
+
+    columns: list[Column[Team]] = [
+        Column("Team", lambda t: t.name),
+        Column("Guaranteed", lambda t: str(t.spec.guaranteed_gpus), right=True),
+        Column(
+            "Max", lambda t: "∞" if t.spec.max_gpus is None else str(t.spec.max_gpus), right=True
+        ),
+        Column("Weight", lambda t: f"{t.spec.weight:g}", wide=True, right=True),
+        Column("Allocated", lambda t: str(t.status.allocated_gpus), right=True),
+        Column("Unmanaged", lambda t: dash(t.status.unmanaged_gpus), right=True),
+        Column("Borrowed", lambda t: dash(t.status.borrowed_gpus), right=True),
+        Column("Pending", lambda t: dash(t.status.pending_gpus), right=True),
+        Column("Fair share", lambda t: f"{t.status.fair_share_gpus:.1f}", right=True),
+        Column(
+            "Jobs run/wait",
+            lambda t: f"{t.status.running_jobs}/{t.status.pending_jobs}",
+            right=True,
+        ),
+        Column("Util", lambda t: percent(utilization.get(t.name)), right=True),
+        Column("Usage GPU-h", lambda t: f"{t.status.decayed_usage:.1f}", wide=True, right=True),
+        Column("Idle reclaim", _idle_reclaim, wide=True),
+        Column("Namespaces", lambda t: ", ".join(t.spec.namespaces), wide=True, fold=True),
+    ]
+    totals = cluster_totals(state)
+    return Listing(
+        title="Teams" + (f" owning namespace {namespace}" if namespace else ""),
+        rows=teams,
+        columns=columns,
+        record=record,
+        name=lambda team: f"teamquota.gpupool.io/{team.name}",
+        empty=f"No TeamQuota owns namespace {namespace}." if namespace else "No TeamQuotas.",
+        footer=_totals_grid(totals),
+        summary={"cluster": totals},
     )
-    return Group(table, totals)
+
+
+def _jobs(team: Team) -> str:
+    return f"{team.status.running_jobs}/{team.status.pending_jobs}"
+
+
+def _idle_reclaim(team: Team) -> str:
+    idle = team.spec.idle_reclaim
+    if idle is None:
+        return "-"
+    return f"<{idle.utilization_below:g}% for {idle.for_minutes:g}m, {idle.mode}"
 
 
 def team_namespaces(state: ClusterState) -> set[str]:
@@ -103,6 +126,40 @@ def not_managed_gpus(state: ClusterState) -> int:
     )
 
 
+def cluster_totals(state: ClusterState) -> dict[str, Any]:
+    healthy = sum(node.status.healthy_gpus for node in state.nodes)
+    allocated = sum(team.status.allocated_gpus for team in state.teams)
+    outside = not_managed_gpus(state)
+    gpus = [gpu.utilization_5m for node in state.nodes for gpu in node.status.gpus]
+    return {
+        "gpus": sum(node.status.gpu_count for node in state.nodes),
+        "nodes": len(state.nodes),
+        "healthyGPUs": healthy,
+        "allocatedGPUs": allocated,
+        "notManagedGPUs": outside,
+        "idleGPUs": max(healthy - allocated - outside, 0),
+        "meanUtilization5m": sum(gpus) / len(gpus) if gpus else None,
+        "pendingJobs": sum(1 for job in state.jobs if job.status.phase == "Pending"),
+    }
+
+
+def _totals_grid(totals: dict[str, Any]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(
+        f"[bold]Cluster[/] {totals['gpus']} GPUs on {totals['nodes']} nodes",
+        f"healthy {totals['healthyGPUs']}",
+        f"allocated {totals['allocatedGPUs']}",
+        f"not managed {totals['notManagedGPUs']}",
+        f"idle {totals['idleGPUs']}",
+        f"mean utilization {percent(totals['meanUtilization5m'])}",
+        f"pending jobs {totals['pendingJobs']}",
+    )
+    return grid
+
+
+# --- queue ---------------------------------------------------------------------------------
+
+
 def job_teams(state: ClusterState) -> dict[str, str]:
     """Job key -> team: as the operator wrote it, else as it will resolve it (spec.team, or
     the namespace's TeamQuota, the first by name when two claim it)."""
@@ -116,8 +173,8 @@ def job_teams(state: ClusterState) -> dict[str, str]:
     }
 
 
-def queue_table(state: ClusterState, team: str | None, now: datetime | None = None) -> Table:
-    now = now or datetime.now(UTC)
+def pending_jobs(state: ClusterState, team: str | None) -> list[Job]:
+    """Pending jobs in scheduling order (of `team`, or every team)."""
     teams = job_teams(state)
     pending = [
         job
@@ -125,20 +182,64 @@ def queue_table(state: ClusterState, team: str | None, now: datetime | None = No
         if job.status.phase == "Pending" and (team is None or teams[job.key] == team)
     ]
     pending.sort(key=lambda job: (job.status.queue_position or 10**9, job.created, job.key))
-    table = Table(title=f"Queue{f' of team {team}' if team else ''}", title_justify="left")
-    for column in ("#", "Job", "Team", "Shape", "Priority", "Waiting", "Why pending"):
-        table.add_column(column, overflow="fold")
-    for job in pending:
-        table.add_row(
-            str(job.status.queue_position or "-"),
-            job.key,
-            teams[job.key] or "-",
-            job.status.shape or _shape(job),
-            str(job.spec.priority),
-            _age(job.created, now),
-            job.status.detail or "not yet seen by the scheduler",
-        )
-    return table
+    return pending
+
+
+def queue_listing(
+    state: ClusterState,
+    team: str | None,
+    namespace: str | None,
+    now: datetime | None = None,
+) -> Listing[Job]:
+    """The pending jobs of `namespace` (None: every namespace, with a Namespace column)."""
+    now = now or datetime.now(UTC)
+    teams = job_teams(state)
+
+    def record(job: Job) -> dict[str, Any]:
+        return {
+            "namespace": job.namespace,
+            "name": job.name,
+            "team": teams[job.key],
+            "queuePosition": job.status.queue_position,
+            "shape": job.status.shape or _shape(job),
+            "priority": job.spec.priority,
+            "waitingSeconds": _age_seconds(job.created, now),
+            "reason": job.status.pending_reason,
+            "detail": job.status.detail,
+        }
+
+    columns: list[Column[Job]] = [Column("#", lambda j: dash(j.status.queue_position), right=True)]
+    if namespace is None:
+        columns.append(Column("Namespace", lambda j: j.namespace))
+    columns += [
+        Column("Job", lambda j: j.name),
+        Column("Team", lambda j: teams[j.key] or "-"),
+        Column("Shape", lambda j: j.status.shape or _shape(j)),
+        Column("Priority", lambda j: str(j.spec.priority), right=True),
+        Column("Priority class", lambda j: j.spec.priority_class_name or "-", wide=True),
+        Column("Waiting", lambda j: _age(_age_seconds(j.created, now)), right=True),
+        Column("Preempted", lambda j: dash(j.status.preemptions), wide=True, right=True),
+        Column("Last checkpoint", _last_checkpoint, wide=True, fold=True),
+        Column("Reason", lambda j: j.status.pending_reason or "-", wide=True),
+        Column(
+            "Why pending", lambda j: j.status.detail or "not yet seen by the scheduler", fold=True
+        ),
+    ]
+    scope = f" of team {team}" if team else ""
+    return Listing(
+        title=f"Queue{scope} {_in(namespace)}",
+        rows=[job for job in pending_jobs(state, team) if namespace in (None, job.namespace)],
+        columns=columns,
+        record=record,
+        name=lambda job: f"gpujob.gpupool.io/{job.name}",
+        empty=f"No pending GPUJobs{scope} {_in(namespace)}."
+        + (" (-A: every namespace)" if namespace else ""),
+    )
+
+
+def _last_checkpoint(job: Job) -> str:
+    checkpoint = job.status.last_checkpoint
+    return checkpoint.location if checkpoint is not None else "-"
 
 
 def _shape(job: Job) -> str:
@@ -147,43 +248,112 @@ def _shape(job: Job) -> str:
     return f"{workers}×{job.spec.gpus_per_worker}"
 
 
-def _pod_cell(gpu: GPUDevice, namespaces: set[str] | None) -> str | Text:
-    if gpu.pod is None:
-        return ""
-    name = f"{gpu.pod.namespace}/{gpu.pod.name}"
-    if namespaces is not None and gpu.pod.namespace not in namespaces:
-        return Text(f"{name} (not managed)", style="yellow")
-    return name
+# --- top -----------------------------------------------------------------------------------
 
 
-def top_table(nodes: list[Node], namespaces: set[str] | None = None) -> Table:
-    """Per GPU; with `namespaces` (every team's), pods outside them say "not managed"."""
-    table = Table(title="GPUs", title_justify="left")
-    for column in ("Node", "GPU", "Product", "Util", "", "1m", "5m", "Memory", "Temp", "Power"):
-        table.add_column(column, justify="right" if column in ("1m", "5m", "Temp") else "left")
-    table.add_column("Health")
-    table.add_column("Pod", overflow="fold")
-    for node in nodes:
-        status = node.status
-        if not status.reporting:
-            table.add_row(
-                node.name, "-", "", "", "", "", "", "", "", "", "not reporting", status.message
-            )
-            continue
-        for gpu in status.gpus:
-            memory = f"{gpu.memory_used_mib / 1024:.1f}/{gpu.memory_total_mib / 1024:.0f} GiB"
-            table.add_row(
-                node.name,
-                str(gpu.index),
-                gpu.product,
-                _bar(gpu.utilization),
-                _percent(gpu.utilization),
-                _percent(gpu.utilization_1m),
-                _percent(gpu.utilization_5m),
-                memory,
-                "-" if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°C",
-                "-" if gpu.power_w is None else f"{gpu.power_w:.0f} W",
-                "ok" if gpu.healthy else Text(gpu.health_reason or "unhealthy", style="red"),
-                _pod_cell(gpu, namespaces),
-            )
-    return table
+@dataclass(frozen=True)
+class GPURow:
+    """One GPU of a node, or (gpu None) a node whose agent does not report; `managed`
+    says whether the pod on it is in a team's namespace (None: not known)."""
+
+    node: Node
+    gpu: GPUDevice | None
+    managed: bool | None = None
+
+    @property
+    def pod(self) -> str:
+        pod = self.gpu.pod if self.gpu else None
+        return f"{pod.namespace}/{pod.name}" if pod else ""
+
+    def pod_cell(self) -> str | Text:
+        if self.managed is False:
+            return Text(f"{self.pod} (not managed)", style="yellow")
+        return self.pod
+
+
+def _gpu_percent(field: str) -> Callable[[GPURow], str]:
+    """A GPU's utilization field as a cell ('' on the row of a node that does not report)."""
+
+    def cell(row: GPURow) -> str:
+        return percent(getattr(row.gpu, field)) if row.gpu is not None else ""
+
+    return cell
+
+
+def top_listing(
+    nodes: list[Node], namespace: str | None = None, teams: set[str] | None = None
+) -> Listing[GPURow]:
+    """Every GPU (with `namespace`: those its pods hold). With `teams` (every team's
+    namespaces), pods outside them are marked not managed."""
+
+    def managed(gpu: GPUDevice | None) -> bool | None:
+        if teams is None or gpu is None or gpu.pod is None:
+            return None
+        return gpu.pod.namespace in teams
+
+    rows = [
+        GPURow(node, gpu, managed(gpu))
+        for node in nodes
+        for gpu in (node.status.gpus if node.status.reporting else [None])
+        if namespace is None or (gpu is not None and gpu.pod and gpu.pod.namespace == namespace)
+    ]
+
+    def record(row: GPURow) -> dict[str, Any]:
+        found: dict[str, Any] = {"node": row.node.name, "reporting": row.node.status.reporting}
+        if row.gpu is None:
+            found["message"] = row.node.status.message
+        else:
+            found.update(row.gpu.to_k8s())
+            if row.managed is not None:
+                found["managed"] = row.managed
+        return found
+
+    def health(row: GPURow) -> str | Text:
+        if row.gpu is None:
+            return Text(f"not reporting: {row.node.status.message}", style="yellow")
+        if row.gpu.healthy:
+            return "ok"
+        return Text(row.gpu.health_reason or "unhealthy", style="red")
+
+    def memory(gpu: GPUDevice) -> str:
+        return f"{gpu.memory_used_mib / 1024:.1f}/{gpu.memory_total_mib / 1024:.0f} GiB"
+
+    def optional(value: float | None, unit: str) -> str:
+        return "-" if value is None else f"{value:.0f}{unit}"
+
+    columns: list[Column[GPURow]] = [
+        Column("Node", lambda r: r.node.name),
+        Column("GPU", lambda r: str(r.gpu.index) if r.gpu else "-", right=True),
+        Column("Product", lambda r: r.gpu.product if r.gpu else "", wide=True),
+        Column("Util", lambda r: bar(r.gpu.utilization) if r.gpu else ""),
+        Column("Now", _gpu_percent("utilization"), right=True),
+        Column("1m", _gpu_percent("utilization_1m"), right=True),
+        Column("5m", _gpu_percent("utilization_5m"), right=True),
+        Column("15m", _gpu_percent("utilization_15m"), wide=True, right=True),
+        Column("Memory", lambda r: memory(r.gpu) if r.gpu else ""),
+        Column(
+            "Temp",
+            lambda r: optional(r.gpu.temperature_c, "°C") if r.gpu else "",
+            wide=True,
+            right=True,
+        ),
+        Column(
+            "Power",
+            lambda r: optional(r.gpu.power_w, " W") if r.gpu else "",
+            wide=True,
+            right=True,
+        ),
+        Column("UUID", lambda r: r.gpu.uuid if r.gpu else "", wide=True),
+        Column("Health", health),
+        Column("Pod", GPURow.pod_cell, fold=True),
+    ]
+    return Listing(
+        title="GPUs" + (f" held by pods of namespace {namespace}" if namespace else ""),
+        rows=rows,
+        columns=columns,
+        record=record,
+        name=lambda row: f"gpunode.gpupool.io/{row.node.name}",
+        empty=f"No GPU is held by a pod of namespace {namespace}."
+        if namespace
+        else "No GPUNodes: is the gpupool agent running on the GPU nodes?",
+    )

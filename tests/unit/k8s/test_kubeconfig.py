@@ -571,7 +571,7 @@ async def test_the_client_authenticates_with_data_fields(
         # Without a CA the server's self-signed certificate is refused ...
         untrusted = Credentials(server=f"https://127.0.0.1:{port}")
         async with KubeClient(untrusted) as client:
-            with pytest.raises(NotReachable, match="certificate verify failed"):
+            with pytest.raises(NotReachable, match="certificate is not trusted"):
                 await client.request("GET", "/api/v1/nodes/n1", retry=False)
         # ... unless verification is off.
         insecure = Credentials(server=untrusted.server, insecure_skip_tls_verify=True)

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console, RenderableType
 
 from gpupool.api import GPUJobSpec, GPUJobStatus, GPUNodeStatus, TeamQuotaSpec, TeamQuotaStatus
+from gpupool.views.output import Listing
 from gpupool.views.state import ClusterState, Job, Node, Team
 from gpupool.views.tables import (
-    queue_table,
-    status_table,
+    queue_listing,
+    status_listing,
     team_namespaces,
     team_utilization,
-    top_table,
+    top_listing,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TEMPLATE = {"spec": {"containers": [{"name": "c", "image": "i"}]}}
 
 
-def render(renderable: RenderableType) -> str:
+def render(renderable: RenderableType | Listing[Any], wide: bool = False) -> str:
     console = Console(record=True, width=220)
-    console.print(renderable)
+    if isinstance(renderable, Listing):
+        console.print(renderable.table(wide))
+        if renderable.footer is not None:
+            console.print(renderable.footer)
+    else:
+        console.print(renderable)
     return console.export_text()
 
 
@@ -79,7 +86,7 @@ def state() -> ClusterState:
 
 
 def test_status_shows_each_team_and_cluster_totals() -> None:
-    text = render(status_table(state()))
+    text = render(status_listing(state()))
     assert "vision" in text and "nlp" in text and "∞" in text
     assert "12.5" in text
     assert "2 GPUs on 2 nodes" in text and "healthy 1" in text
@@ -87,20 +94,25 @@ def test_status_shows_each_team_and_cluster_totals() -> None:
 
 
 def test_queue_lists_pending_jobs_in_order_with_reasons() -> None:
-    text = render(queue_table(state(), team=None, now=NOW))
-    assert text.index("nlp-ns/a") < text.index("nlp-ns/b")
+    text = render(queue_listing(state(), team=None, namespace=None, now=NOW))
+    assert text.index(" a ") < text.index(" b ")
     assert "waiting for 8 GPUs held by vision (borrowed)" in text
-    assert "vision-ns/train" not in text
+    assert "train" not in text
     assert "30m" in text
-    assert "nlp-ns/a" not in render(queue_table(state(), team="vision", now=NOW))
+    assert "nlp-ns" not in render(queue_listing(state(), team="vision", namespace=None, now=NOW))
 
 
 def test_top_shows_gpus_pods_health_and_silent_nodes() -> None:
-    text = render(top_table(state().nodes))
+    text = render(top_listing(state().nodes))
     assert "vision-ns/train-0-0" in text
     assert "XID 79" in text
     assert "40.0/80 GiB" in text
     assert "not reporting" in text and "driver not loaded" in text
+    assert "H100" not in text and "H100" in render(top_listing(state().nodes), wide=True)
+    held = top_listing(state().nodes, namespace="vision-ns")
+    assert [(row.node.name, row.gpu.index if row.gpu else None) for row in held.rows] == [
+        ("node-1", 0)
+    ]
 
 
 def test_queue_of_a_team_includes_jobs_the_operator_has_not_seen_yet() -> None:
@@ -108,8 +120,8 @@ def test_queue_of_a_team_includes_jobs_the_operator_has_not_seen_yet() -> None:
     unseen.status.team = ""
     cluster = state()
     cluster.jobs.append(unseen)
-    text = render(queue_table(cluster, team="nlp", now=NOW))
-    assert "nlp-ns/fresh" in text and "not yet seen by the scheduler" in text
+    text = render(queue_listing(cluster, team="nlp", namespace="nlp-ns", now=NOW))
+    assert "fresh" in text and "not yet seen by the scheduler" in text
 
 
 def with_serving_pod() -> ClusterState:
@@ -133,14 +145,22 @@ def with_serving_pod() -> ClusterState:
 
 def test_top_says_which_pods_are_not_managed_by_any_team() -> None:
     cluster = with_serving_pod()
-    text = render(top_table(cluster.nodes, team_namespaces(cluster)))
+    listing = top_listing(cluster.nodes, teams=team_namespaces(cluster))
+    text = render(listing)
     assert "serving/llm-0 (not managed)" in text
     assert "vision-ns/train-0-0 (not managed)" not in text
+    marked = {
+        row["pod"]["name"]: row["managed"] for row in listing.document()["items"] if "pod" in row
+    }
+    assert marked == {"train-0-0": True, "llm-0": False}
+    assert "(not managed)" not in render(top_listing(cluster.nodes))  # TeamQuotas unknown
 
 
 def test_status_shows_unmanaged_gpus_per_team_and_outside_every_team() -> None:
     cluster = with_serving_pod()
     cluster.teams[0].status.unmanaged_gpus = 2
-    text = render(status_table(cluster))
+    listing = status_listing(cluster)
+    text = render(listing)
     assert "Unmanaged" in text
     assert "not managed 1" in text
+    assert listing.document()["cluster"]["notManagedGPUs"] == 1
