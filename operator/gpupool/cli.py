@@ -56,11 +56,18 @@ def crds(
     chart: str = typer.Option(
         "helm/gpupool/crds", help="The Helm chart's copy of the CRDs ('' to skip)."
     ),
+    api_reference: str = typer.Option(
+        "docs/api.md", help="The API reference generated from the models ('' to skip)."
+    ),
+    chart_workload: str = typer.Option(
+        "helm/gpupool/files/workload.py",
+        help="The chart's copy of the workload helper ('' to skip).",
+    ),
 ) -> None:
-    """Generate the CustomResourceDefinitions from the resource models."""
-    from gpupool.api.crdgen import write_crds
+    """Generate the CRDs, the API reference and the chart's copies from their sources."""
+    from gpupool.generate import write_generated
 
-    for path in write_crds(out, chart or None):
+    for path in write_generated(out, chart or None, api_reference or None, chart_workload or None):
         typer.echo(f"wrote {path}")
 
 

@@ -150,7 +150,10 @@ main() {
   # One build at a time per cache, so concurrent callers wait instead of racing.
   if command -v flock >/dev/null; then
     exec 9>"$BIN_DIR/.lock"
-    flock 9
+    if ! flock -n 9; then
+      log "waiting for another build in $BIN_DIR to finish ..."
+      flock 9
+    fi
   fi
   for name in "${names[@]}"; do build_one "$name"; done
   log "binaries in $BIN_DIR ($((SECONDS - total))s)"

@@ -9,6 +9,7 @@ call `asyncio.run` themselves).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner, Result
 
 from gpupool.cli import app
 from gpupool.devcluster import Cluster, DevCluster
 from gpupool.k8s import GPUJOBS, GPUNODES, ApiError, KubeClient
 from gpupool.planner import Snapshot
+from gpupool.webhook.certs import self_signed
 
 from .operator.harness import CheckpointServer, OperatorProcess, Pool, wait_for
 
@@ -75,7 +78,7 @@ async def test_status_queue_and_top_show_the_pool(kubeconfig: Path, pool: Pool) 
 
     queue = await gpupool(kubeconfig, "queue", "--team", team)
     assert queue.exit_code == 0, queue.output
-    assert f"{namespace}/resnet" in queue.stdout and "2×8" in queue.stdout
+    assert namespace in queue.stdout and "resnet" in queue.stdout and "2×8" in queue.stdout
 
     top = await gpupool(kubeconfig, "top")
     assert top.exit_code == 0, top.output
@@ -102,7 +105,7 @@ async def test_snapshot_dumps_the_pool_and_replay_plans_on_it(
 
     path = tmp_path / "snapshot.json"
     written = await gpupool(
-        kubeconfig, "snapshot", "--node-selector", pool.selector, "-o", str(path)
+        kubeconfig, "snapshot", "--node-selector", pool.selector, "--output-file", str(path)
     )
     assert written.exit_code == 0, written.output
     assert "wrote" in written.output
@@ -112,7 +115,7 @@ async def test_snapshot_dumps_the_pool_and_replay_plans_on_it(
     assert "Admissions" in shown.stdout and f"{namespace}/fits" in shown.stdout
     assert "Unschedulable" in shown.stdout
 
-    raw = await asyncio.to_thread(run, "replay", str(path), "--json")
+    raw = await asyncio.to_thread(run, "replay", str(path), "-o", "json")
     plan = json.loads(raw.stdout)
     assert [a["job"] for a in plan["admissions"]] == [f"{namespace}/fits"]
     assert plan["admissions"][0]["workers"][0]["node"] in nodes
@@ -147,7 +150,12 @@ async def test_explain_says_why_a_job_waits_and_what_would_let_it_run(
 
     ghost = await gpupool(kubeconfig, "explain", f"{namespace}/ghost", *selector)
     assert ghost.exit_code == 2
-    assert f"GPUJob {namespace}/ghost not found" in ghost.output
+    assert f"GPUJob {namespace}/ghost not found." in ghost.output
+    assert f"gpupool queue -n {namespace}" in ghost.output
+    typo = await gpupool(kubeconfig, "explain", f"{namespace}/hgue", *selector)
+    assert typo.exit_code == 2 and "Did you mean huge?" in typo.output
+    elsewhere = await gpupool(kubeconfig, "explain", f"{namespace}/lost", *selector)
+    assert elsewhere.exit_code == 2 and f"Did you mean {stray}/lost?" in elsewhere.output
 
 
 async def test_explain_shows_a_preemption_its_checkpoint_and_events(
@@ -229,6 +237,35 @@ def grant_reader(cluster: Cluster, namespace: str) -> None:
     )
 
 
+def grant_namespace_reader(cluster: Cluster, namespace: str, account_namespace: str) -> None:
+    """Let the reader list GPUJobs in `namespace` only (what `view` there would give)."""
+    cluster.apply(
+        [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": READER, "namespace": namespace},
+                "rules": [
+                    {"apiGroups": ["gpupool.io"], "resources": ["gpujobs"], "verbs": ["list"]}
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": READER, "namespace": namespace},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": READER,
+                },
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": "default", "namespace": account_namespace}
+                ],
+            },
+        ]
+    )
+
+
 async def test_rbac_refusals_name_what_may_not_be_listed(
     cluster: Cluster, pool: Pool, reader: tuple[Path, str]
 ) -> None:
@@ -237,11 +274,33 @@ async def test_rbac_refusals_name_what_may_not_be_listed(
     _, namespace = await pool.add_team("vision", 8)
     await pool.submit(namespace, "fits")
 
-    for command in (["status"], ["queue"], ["top"]):
+    user = f"system:serviceaccount:{account_namespace}:default"
+    for command, refusals in (
+        (["status"], ["teamquotas.gpupool.io (cluster-scoped)", "gpujobs.gpupool.io cluster-wide"]),
+        (["queue", "-A"], ["gpujobs.gpupool.io cluster-wide"]),
+        (["queue", "-n", namespace], [f"gpujobs.gpupool.io in namespace {namespace}"]),
+        (["top"], ["gpunodes.gpupool.io (cluster-scoped)"]),
+    ):
         refused = await gpupool(account, *command)
         assert refused.exit_code == 2, (command, refused.output)
-        assert "forbidden: your credentials may not list" in refused.output
-        assert "gpupool viewer role" in refused.output
+        for refusal in refusals:  # every refused list, in one message
+            assert f"forbidden: {user} may not list {refusal}" in refused.output, refused.output
+        assert "viewer" in refused.output and "Traceback" not in refused.output
+    namespaced = await gpupool(account, "queue", "-n", namespace)
+    assert "a RoleBinding to `view` (or `edit`) in your team's namespace" in namespaced.output
+    assert "teamquotas" not in namespaced.output  # queue -n needs only the namespace's jobs
+
+    # A team member's grant: read GPUJobs in the team's namespace, nothing cluster-wide.
+    await asyncio.to_thread(grant_namespace_reader, cluster, namespace, account_namespace)
+
+    async def team_member() -> Result | None:
+        answer = await gpupool(account, "queue", "-n", namespace)
+        return answer if answer.exit_code == 0 else None
+
+    mine = await wait_for("the namespace role to take effect", team_member, timeout=30)
+    assert "fits" in mine.stdout
+    cluster_scoped = await gpupool(account, "top")
+    assert "ClusterRoleBinding to the ClusterRole gpupool-gpunode-viewer" in cluster_scoped.output
 
     await asyncio.to_thread(grant_reader, cluster, account_namespace)
 
@@ -253,7 +312,8 @@ async def test_rbac_refusals_name_what_may_not_be_listed(
     for command in (["snapshot"], ["explain", f"{namespace}/fits"]):
         refused = await gpupool(account, *command, "--node-selector", pool.selector)
         assert refused.exit_code == 2, (command, refused.output)
-        assert "may not list pods" in refused.output
+        assert f"forbidden: {user} may not list pods cluster-wide" in refused.output
+        assert "gpupool-cluster-viewer" in refused.output
 
 
 async def test_missing_crds_say_how_to_install_them(
@@ -288,3 +348,122 @@ async def test_missing_crds_say_how_to_install_them(
         return True
 
     await wait_for("the GPUNode API to come back", back)
+
+
+def _server_and_context(kubeconfig: Path) -> tuple[str, str]:
+    config = yaml.safe_load(kubeconfig.read_text())
+    context = config["current-context"]
+    cluster = next(c for c in config["contexts"] if c["name"] == context)["context"]["cluster"]
+    server = next(c for c in config["clusters"] if c["name"] == cluster)["cluster"]["server"]
+    return str(server), str(context)
+
+
+async def test_a_stopped_api_server_is_named_with_its_context(
+    cluster: Cluster, kubeconfig: Path
+) -> None:
+    if not isinstance(cluster, DevCluster):
+        pytest.skip("stops the API server: only on the local control plane")
+    server, context = _server_and_context(kubeconfig)
+    await asyncio.to_thread(cluster.stop_component, "kube-apiserver")
+    try:
+        for command in (["status"], ["queue", "-A"], ["top", "-o", "json"]):
+            down = await gpupool(kubeconfig, *command, "--request-timeout", "5s")
+            assert down.exit_code == 2, (command, down.output)
+            text = " ".join(down.output.split())
+            assert f"cannot reach the API server {server}" in text, text
+            assert f"(context {context!r})" in text and "connection refused" in text
+            assert "Is the cluster up?" in text
+            assert "Traceback" not in text and "ClientConnectorError" not in text
+        verbose = await gpupool(kubeconfig, "status", "-v")
+        assert verbose.exit_code == 2 and "Traceback" in verbose.output
+    finally:
+        await asyncio.to_thread(cluster.start_component, "kube-apiserver")
+
+
+async def test_a_server_certificate_from_another_ca_is_a_tls_failure(
+    kubeconfig: Path, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(kubeconfig.read_text())
+    foreign = self_signed(["127.0.0.1"]).cert_pem
+    for entry in config["clusters"]:
+        entry["cluster"].pop("certificate-authority", None)
+        entry["cluster"]["certificate-authority-data"] = base64.b64encode(foreign).decode()
+    wrong_ca = tmp_path / "wrong-ca.yaml"
+    wrong_ca.write_text(yaml.safe_dump(config))
+    server, context = _server_and_context(kubeconfig)
+
+    failed = await gpupool(wrong_ca, "status")
+    assert failed.exit_code == 2, failed.output
+    text = " ".join(failed.output.split())
+    assert f"TLS with the API server {server}" in text and f"(context {context!r})" in text
+    assert "the server's certificate is not trusted" in text
+    assert "certificate-authority" in text and "Traceback" not in text
+
+
+async def test_a_revoked_token_says_the_credentials_are_refused(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """The ServiceAccount behind a token is deleted: the API server refuses the token."""
+    cluster.kubectl("create", "serviceaccount", "leaver", "-n", namespace)
+    account = cluster.service_account_kubeconfig(namespace, "leaver", tmp_path / "leaver.yaml")
+    first = await gpupool(account, "status")
+    assert first.exit_code == 2 and "forbidden" in first.output  # authenticated, no role
+    cluster.kubectl("delete", "serviceaccount", "leaver", "-n", namespace, "--wait=true")
+
+    async def refused() -> Result | None:
+        answer = await gpupool(account, "status")
+        return answer if "401 Unauthorized" in answer.output else None
+
+    answer = await wait_for("the token to be refused", refused, timeout=30)
+    text = " ".join(answer.output.split())
+    assert answer.exit_code == 2
+    assert "does not accept these credentials (401 Unauthorized)" in text
+    assert "expired, were revoked" in text and "kubectl create token" in text
+
+
+async def test_bad_flags_say_what_is_wrong(kubeconfig: Path) -> None:
+    for args, message in (
+        (["queue", "--namspace", "x"], "No such option: --namspace"),
+        (["queue", "-n", "x", "-A"], "either -n/--namespace or -A/--all-namespaces"),
+        (["status", "-o", "xml"], "'xml' is not one of"),
+        (["top", "--request-timeout", "soon"], "'soon' is not a duration"),
+    ):
+        result = await gpupool(kubeconfig, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)
+
+
+async def test_kubectl_conventions_on_the_real_server(
+    cluster: Cluster, kubeconfig: Path, pool: Pool, tmp_path: Path
+) -> None:
+    """-n, -A, the context's namespace, -o json/yaml/name/wide, --context."""
+    await pool.add_nodes(1, 8)
+    team, namespace = await pool.add_team("vision", 8)
+    await pool.submit(namespace, "huge", gpus=8, workers=3)
+
+    everywhere = await gpupool(kubeconfig, "queue", "-A", "-o", "json")
+    assert everywhere.exit_code == 0, everywhere.output
+    keys = {(i["namespace"], i["name"]) for i in json.loads(everywhere.stdout)["items"]}
+    assert (namespace, "huge") in keys
+    named = await gpupool(kubeconfig, "queue", "-n", namespace, "-o", "name")
+    assert named.stdout.split() == ["gpujob.gpupool.io/huge"]
+    assert (
+        "name: huge" in (await gpupool(kubeconfig, "queue", "-n", namespace, "-o", "yaml")).stdout
+    )
+    wide = await gpupool(kubeconfig, "status", "-n", namespace, "-o", "wide")
+    assert wide.exit_code == 0 and team in wide.stdout and "Namespaces" in wide.stdout
+
+    # A context whose namespace is the team's: plain `queue` reads it; --context picks it.
+    config = yaml.safe_load(kubeconfig.read_text())
+    base = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    config["contexts"].append(
+        {"name": "team", "context": {**base["context"], "namespace": namespace}}
+    )
+    with_team = tmp_path / "contexts.yaml"
+    with_team.write_text(yaml.safe_dump(config))
+    mine = await gpupool(with_team, "queue", "--context", "team", "-o", "name")
+    assert mine.exit_code == 0, mine.output
+    assert mine.stdout.split() == ["gpujob.gpupool.io/huge"]
+    missing = await gpupool(with_team, "queue", "--context", "nope")
+    assert missing.exit_code == 2
+    assert "no context named 'nope'" in missing.output and "get-contexts" in missing.output

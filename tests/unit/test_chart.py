@@ -23,6 +23,7 @@ from typer.main import get_command
 
 from gpupool.agent.command import agent
 from gpupool.devcluster import binaries
+from gpupool.generate import WORKLOAD_SOURCE
 from gpupool.k8s import EVENTS, GPUJOBS, GPUNODES, NODES, PODS, TEAMQUOTAS
 from gpupool.k8s.peering import PEERING_CRD
 from gpupool.webhook.config import CERT_FILE, KEY_FILE
@@ -48,6 +49,7 @@ COMBINATIONS: dict[str, list[str]] = {
     "pull-secrets": ["imagePullSecrets[0].name=registry", "operator.gpuNodeSelector=pool=a"],
     "agent-only": ["operator.enabled=false"],
     "no-aggregation": ["rbac.aggregateToDefaultRoles=false", "agent.restrictToOwnNode=false"],
+    "workload-helper": ["workload.namespaces[0]=vision-train", "workload.namespaces[1]=nlp"],
     "cluster-viewers": [
         "rbac.clusterViewers[0].kind=Group",
         "rbac.clusterViewers[0].name=platform-oncall",
@@ -374,3 +376,21 @@ def test_dashboard_configmap_renders_once_the_dashboard_exists(
 def test_the_chart_ships_kopfs_peering_crd_as_the_operator_defines_it() -> None:
     shipped = yaml.safe_load((CHART / "crds" / "kopf.dev_clusterkopfpeerings.yaml").read_text())
     assert shipped == PEERING_CRD
+
+
+def test_the_workload_helper_is_a_configmap_in_each_listed_namespace(
+    helm: str, defaults: list[JSON]
+) -> None:
+    def helpers(docs: list[JSON]) -> list[JSON]:
+        return [
+            doc
+            for doc in docs
+            if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "gpupool-workload"
+        ]
+
+    assert helpers(defaults) == []
+    shipped = helpers(render(helm, COMBINATIONS["workload-helper"]))
+    assert sorted(doc["metadata"]["namespace"] for doc in shipped) == ["nlp", "vision-train"]
+    for doc in shipped:
+        # Byte for byte the module: what the examples mount is what the tests ran.
+        assert doc["data"] == {"workload.py": WORKLOAD_SOURCE.read_text()}

@@ -13,6 +13,7 @@ import sys
 import typer
 
 from gpupool.agent.overhead import CPU_GOAL_PERCENT, RSS_GOAL_MB
+from gpupool.progress import Steps
 
 
 def agent_bench(
@@ -30,7 +31,8 @@ def agent_bench(
         str(seconds),
         str(interval),
     ]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    with Steps().step(f"sampling {gpus} stand-in GPUs for {seconds:g} s (after a warm-up)"):
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
     if completed.returncode != 0:
         typer.echo(completed.stderr, err=True)
         raise typer.Exit(completed.returncode)

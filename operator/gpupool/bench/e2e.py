@@ -49,6 +49,7 @@ from gpupool.bench.apiserver import phase_writes, write_counts
 from gpupool.bench.concurrency import bounded
 from gpupool.bench.phases import Phases
 from gpupool.k8s import GPUJOBS, NAMESPACES, NODES, PODS, TEAMQUOTAS, ApiError, KubeClient
+from gpupool.progress import Steps, following
 
 JSON = dict[str, Any]
 POOL_LABEL = "gpupool.io/pool"
@@ -352,19 +353,21 @@ async def run_e2e(
     hooks.start()
     operator: subprocess.Popen[bytes] | None = None
     followers: list[asyncio.Task[None]] = []
+    steps = Steps()
     async with KubeClient.from_kubeconfig(kubeconfig) as client:
         try:
             node_names = [f"{pool}-{i:04d}" for i in range(nodes)]
-            await bounded(
-                32,
-                [
-                    functools.partial(client.create, NODES, _node(name, gpus_per_node, pool))
-                    for name in node_names
-                ],
-            )
-            figures.seconds_until_nodes_ready = await _wait_nodes_ready(
-                client, pool, nodes, timeout
-            )
+            with steps.step(f"{nodes} fake GPU nodes created and Ready"):
+                await bounded(
+                    32,
+                    [
+                        functools.partial(client.create, NODES, _node(name, gpus_per_node, pool))
+                        for name in node_names
+                    ],
+                )
+                figures.seconds_until_nodes_ready = await _wait_nodes_ready(
+                    client, pool, nodes, timeout
+                )
             if figures.seconds_until_nodes_ready is None:
                 raise RuntimeError(f"the {nodes} fake nodes were not Ready within {timeout:.0f}s")
             if foreign_pods:
@@ -421,19 +424,21 @@ async def run_e2e(
             # Phase 1: everyone at once.
             writes = await _writes(client)
             started = time.monotonic()
-            await bounded(
-                64,
-                [
-                    functools.partial(
-                        client.create, GPUJOBS, _job(f"j{i:05d}", batch, address), batch
+            with steps.step(f"phase 1: {jobs} jobs submitted at once, running", jobs) as step:
+                async with following(step, batch_phases.running):
+                    await bounded(
+                        64,
+                        [
+                            functools.partial(
+                                client.create, GPUJOBS, _job(f"j{i:05d}", batch, address), batch
+                            )
+                            for i in range(jobs)
+                        ],
                     )
-                    for i in range(jobs)
-                ],
-            )
-            submitted = time.monotonic() - started
-            figures.seconds_until_all_running = await batch_phases.wait_running(
-                jobs, timeout, started
-            )
+                    submitted = time.monotonic() - started
+                    figures.seconds_until_all_running = await batch_phases.wait_running(
+                        jobs, timeout, started
+                    )
             figures.timeline["phase1"] = _timeline(
                 batch_phases, batch_pods, jobs, started, submitted
             )
@@ -443,19 +448,23 @@ async def run_e2e(
 
             # Phase 2: the owner claims its guarantee back.
             started = time.monotonic()
-            await bounded(
-                64,
-                [
-                    functools.partial(
-                        client.create, GPUJOBS, _job(f"p{i:05d}", prod, address), prod
+            with steps.step(
+                f"phase 2: the owner's {reclaim_jobs} jobs reclaim its guarantee", reclaim_jobs
+            ) as step:
+                async with following(step, prod_phases.running):
+                    await bounded(
+                        64,
+                        [
+                            functools.partial(
+                                client.create, GPUJOBS, _job(f"p{i:05d}", prod, address), prod
+                            )
+                            for i in range(reclaim_jobs)
+                        ],
                     )
-                    for i in range(reclaim_jobs)
-                ],
-            )
-            submitted = time.monotonic() - started
-            figures.seconds_until_reclaimed_jobs_run = await prod_phases.wait_running(
-                reclaim_jobs, timeout, started
-            )
+                    submitted = time.monotonic() - started
+                    figures.seconds_until_reclaimed_jobs_run = await prod_phases.wait_running(
+                        reclaim_jobs, timeout, started
+                    )
             figures.timeline["phase2"] = _timeline(
                 prod_phases, prod_pods, reclaim_jobs, started, submitted
             )
@@ -469,17 +478,18 @@ async def run_e2e(
 
             # Phase 3: memory with many GPUJobs (the rest stay pending).
             extra = max(0, total_jobs - jobs - reclaim_jobs)
-            await bounded(
-                64,
-                [
-                    functools.partial(
-                        client.create, GPUJOBS, _job(f"x{i:05d}", batch, address), batch
-                    )
-                    for i in range(extra)
-                ],
-            )
-            await asyncio.sleep(15.0)
-            figures.rss_mb_with_jobs = _rss_mb(operator.pid)
+            with steps.step(f"phase 3: the operator's memory with {total_jobs} GPUJobs"):
+                await bounded(
+                    64,
+                    [
+                        functools.partial(
+                            client.create, GPUJOBS, _job(f"x{i:05d}", batch, address), batch
+                        )
+                        for i in range(extra)
+                    ],
+                )
+                await asyncio.sleep(15.0)
+                figures.rss_mb_with_jobs = _rss_mb(operator.pid)
             _stop(operator)
 
             # The control plane alone, for comparison with phase 1.
@@ -488,14 +498,15 @@ async def run_e2e(
                 from gpupool.bench.baseline import pods_only
 
                 writes = await _writes(client)
-                figures.seconds_until_pods_alone_run = await pods_only(
-                    client,
-                    GPUJobSpec.model_validate(_job("b", batch, address)["spec"]),
-                    namespace=base,
-                    nodes=node_names,
-                    count=jobs,
-                    timeout=timeout,
-                )
+                with steps.step(f"baseline: {jobs} pods created without the operator"):
+                    figures.seconds_until_pods_alone_run = await pods_only(
+                        client,
+                        GPUJobSpec.model_validate(_job("b", batch, address)["spec"]),
+                        namespace=base,
+                        nodes=node_names,
+                        count=jobs,
+                        timeout=timeout,
+                    )
                 await _count_phase(
                     client, figures, "pods_alone", writes, figures.seconds_until_pods_alone_run
                 )
@@ -551,14 +562,16 @@ def e2e_bench(
     log = Path(tempfile.gettempdir()) / f"gpupool-bench-e2e-{os.getpid()}.log"
     with contextlib.ExitStack() as stack:
         if not path:
-            from gpupool.devcluster import DevCluster
+            from gpupool.devcluster import DevCluster, binaries
             from gpupool.devcluster.binaries import REPO_ROOT
 
-            cluster = stack.enter_context(
-                DevCluster.start(
-                    name=f"gpupool-bench-{os.getpid()}", nodes=0, crds=REPO_ROOT / "crds"
+            binaries.ensure()
+            with Steps().step("starting a local control plane"):
+                cluster = stack.enter_context(
+                    DevCluster.start(
+                        name=f"gpupool-bench-{os.getpid()}", nodes=0, crds=REPO_ROOT / "crds"
+                    )
                 )
-            )
             path = str(cluster.kubeconfig)
         figures = asyncio.run(
             run_e2e(

@@ -30,6 +30,7 @@ from gpupool.planner import (
     WorkerPlacement,
     plan,
 )
+from gpupool.progress import Step, Steps
 
 GPUS_PER_NODE = 8
 NODES_PER_RACK = 16
@@ -186,13 +187,17 @@ def synthetic_snapshot(
     return Snapshot(tuple(node_list), tuple(team_list), tuple(job_list)), NOW
 
 
-def time_plan(snapshot: Snapshot, now: float, iterations: int) -> list[float]:
+def time_plan(
+    snapshot: Snapshot, now: float, iterations: int, step: Step | None = None
+) -> list[float]:
     """Milliseconds per full `plan()` call, one per iteration."""
     timings = []
     for _ in range(iterations):
         start = time.perf_counter()
         plan(snapshot, now)
         timings.append((time.perf_counter() - start) * 1000.0)
+        if step is not None:
+            step.advance()
     return timings
 
 
@@ -210,9 +215,13 @@ def planner(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Time the planner on a synthetic cluster: p50/p99 of a full plan()."""
-    snapshot, now = synthetic_snapshot(nodes, jobs, teams, seed)
-    time_plan(snapshot, now, 2)
-    timings = time_plan(snapshot, now, iterations)
+    steps = Steps()
+    with steps.step(f"building a synthetic cluster: {nodes} nodes, {jobs} jobs, {teams} teams"):
+        snapshot, now = synthetic_snapshot(nodes, jobs, teams, seed)
+    with steps.step("warming up (2 plans)"):
+        time_plan(snapshot, now, 2)
+    with steps.step(f"timing {iterations} plans", total=iterations) as step:
+        timings = time_plan(snapshot, now, iterations, step)
     result = {
         "nodes": nodes,
         "jobs": jobs,

@@ -50,14 +50,22 @@ def demo(
     # Imported here: the story drives the operator (kopf), which other commands never load.
     from gpupool.api.crdgen import write_crds
     from gpupool.demo.run import DemoFailed, play
-    from gpupool.devcluster import DevCluster
+    from gpupool.devcluster import DevCluster, binaries
+    from gpupool.progress import Steps
 
     console = Console()
+    steps = Steps()
     work = Path(tempfile.mkdtemp(prefix="gpupool-demo-"))
     crds = work / "crds"
     write_crds(crds, None)
-    console.print(f"starting the local control plane ({nodes} fake nodes × 8 GPUs, 2 racks)…")
-    cluster = DevCluster.start(name=CLUSTER_NAME, nodes=nodes, gpus_per_node=8, racks=2, crds=crds)
+    binaries.ensure()  # the first time: builds the control plane, with its own progress
+    with steps.step(
+        f"starting the local control plane: kube-apiserver, etcd, kube-controller-manager, "
+        f"kwok with {nodes} fake nodes × 8 GPUs in 2 racks"
+    ):
+        cluster = DevCluster.start(
+            name=CLUSTER_NAME, nodes=nodes, gpus_per_node=8, racks=2, crds=crds
+        )
     if not keep:
         cluster.stop_at_exit()
     try:

@@ -7,8 +7,11 @@ only asks it (`--list` to locate, no flag to build what is missing).
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from gpupool.progress import Step, Steps
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "tests" / "cluster" / "build.sh"
@@ -32,21 +35,15 @@ class BinariesError(RuntimeError):
     """The build script failed."""
 
 
-def _run(args: list[str], timeout: float) -> dict[str, Path]:
+def _script() -> list[str]:
     if not BUILD_SCRIPT.is_file():
         raise FileNotFoundError(f"{BUILD_SCRIPT}: gpupool.devcluster needs a source checkout")
-    # Progress (stderr) goes straight to the caller's terminal.
-    completed = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise BinariesError(f"{BUILD_SCRIPT} {' '.join(args)} failed ({completed.returncode})")
+    return ["bash", str(BUILD_SCRIPT)]
+
+
+def _paths(stdout: str) -> dict[str, Path]:
     paths: dict[str, Path] = {}
-    for line in completed.stdout.splitlines():
+    for line in stdout.splitlines():
         name, _, path = line.partition(" ")
         if path:
             paths[name] = Path(path)
@@ -55,16 +52,68 @@ def _run(args: list[str], timeout: float) -> dict[str, Path]:
 
 def locate(names: Iterable[str] = CLUSTER) -> dict[str, Path]:
     """Where each binary is (or would be) in the cache; builds nothing."""
-    return _run(["--list", *names], LIST_TIMEOUT)
+    args = ["--list", *names]
+    completed = subprocess.run(
+        [*_script(), *args], stdout=subprocess.PIPE, text=True, timeout=LIST_TIMEOUT, check=False
+    )
+    if completed.returncode != 0:
+        raise BinariesError(f"{BUILD_SCRIPT} {' '.join(args)} failed ({completed.returncode})")
+    return _paths(completed.stdout)
 
 
 def ensure(names: Iterable[str] = CLUSTER) -> dict[str, Path]:
     """The binaries' paths, building the missing ones first (minutes when cold)."""
     wanted = list(names)
     found = locate(wanted)
-    if all(path.is_file() for path in found.values()):
+    missing = [name for name, path in found.items() if not path.is_file()]
+    if not missing:
         return found
-    return _run(wanted, BUILD_TIMEOUT)
+    return _build(wanted, missing)
+
+
+def _build(wanted: list[str], missing: list[str]) -> dict[str, Path]:
+    """Run the build script with a progress bar over the binaries it has to build (its
+    own log lines go through as they are when stderr is not a terminal)."""
+    steps = Steps()
+    what = (
+        f"building {', '.join(missing)} from Go modules (the first build takes about "
+        "15 minutes on 2 cores; later runs use the cache)"
+    )
+    deadline = time.monotonic() + BUILD_TIMEOUT
+    with steps.step(what, total=len(missing)) as step:
+        process = subprocess.Popen(
+            [*_script(), *wanted], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert process.stderr is not None
+        try:
+            for line in process.stderr:
+                _follow(line.rstrip("\n"), step, steps)
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(BUILD_SCRIPT.name, BUILD_TIMEOUT)
+            stdout, _ = process.communicate(timeout=LIST_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if process.returncode != 0:
+            raise BinariesError(f"{BUILD_SCRIPT} {' '.join(wanted)} failed ({process.returncode})")
+    return _paths(stdout)
+
+
+def _follow(line: str, step: Step, steps: Steps) -> None:
+    """One log line of build.sh: move the bar, and keep what matters on screen."""
+    if not steps.console.is_terminal:
+        steps.console.print(line, markup=False)
+        return
+    if line.startswith("building "):
+        step.describe(line.removesuffix(" ..."))
+    elif line.startswith("waiting "):
+        step.describe(line)
+    elif line.startswith("built "):
+        step.advance()
+        steps.console.print(f"  {line}", markup=False)
+    elif not line.startswith(("  ... ", "cached ", "binaries in ")):
+        steps.console.print(line, markup=False)
 
 
 def built(name: str) -> Path:

@@ -9,7 +9,6 @@ TeamQuota status, and admissions whose pods do not exist yet are unknown.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from gpupool.controller.cache import SchedulingCache
@@ -31,7 +30,7 @@ from gpupool.controller.snapshot import Indexed, Observation, build_snapshot, ob
 from gpupool.controller.usage import TeamUsage
 from gpupool.k8s import GPUJOBS, GPUNODES, NODES, PODS, TEAMQUOTAS, KubeClient
 from gpupool.planner import Snapshot
-from gpupool.views.state import list_objects
+from gpupool.views.state import list_objects, list_together
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ async def read_indexed(
     client: KubeClient, node_selector: str = "", gpu_resource: str = GPU_RESOURCE
 ) -> Indexed:
     """List what the operator indexes (the same objects, the same selectors)."""
-    jobs, teams, nodes, gpunodes, pods = await asyncio.gather(
+    jobs, teams, nodes, gpunodes, pods = await list_together(
         list_objects(client, GPUJOBS),
         list_objects(client, TEAMQUOTAS),
         list_objects(client, NODES, label_selector=node_selector or None),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gpupool.api import GPUJobSpec, GPUJobStatus, GPUNodeStatus, TeamQuotaSpec, TeamQuotaStatus
 from gpupool.k8s import GPUJOBS, GPUNODES, TEAMQUOTAS, ApiError, KubeClient, Resource
 from gpupool.k8s.listing import list_items
-from gpupool.views.failures import listing_failure
+from gpupool.views.failures import CliError, listing_failure
 
 
 @dataclass
@@ -64,6 +65,22 @@ async def list_objects(
         raise failure from error
 
 
+async def list_together(
+    *listings: Awaitable[list[dict[str, Any]]],
+) -> list[list[dict[str, Any]]]:
+    """Run the listings at once. When several are refused, say all of it in one error
+    (in the order asked), so one round of RBAC changes fixes the command."""
+    results = await asyncio.gather(*listings, return_exceptions=True)
+    refused = [result for result in results if isinstance(result, CliError)]
+    if refused:
+        messages = list(dict.fromkeys(str(error) for error in refused))
+        raise CliError("\n".join(messages)) from refused[0]
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for result in results if not isinstance(result, BaseException)]
+
+
 def _job(item: dict[str, Any]) -> Job:
     meta = item["metadata"]
     return Job(
@@ -87,7 +104,7 @@ async def load_state(
     """What a command shows: TeamQuotas, the GPUJobs of `namespace` (None: all) and
     GPUNodes, each only when asked for (every list needs its own RBAC grant)."""
     nothing: list[dict[str, Any]] = []
-    quotas, gpujobs, gpunodes = await asyncio.gather(
+    quotas, gpujobs, gpunodes = await list_together(
         list_objects(client, TEAMQUOTAS) if teams else asyncio.sleep(0, result=nothing),
         list_objects(client, GPUJOBS, namespace) if jobs else asyncio.sleep(0, result=nothing),
         list_objects(client, GPUNODES) if nodes else asyncio.sleep(0, result=nothing),

@@ -1,4 +1,27 @@
-"""Checkpoint on SIGTERM and report checkpoint locations through the termination message.
+"""The helper training scripts import: resume, checkpoint on SIGTERM, report checkpoints.
+
+One module, standard library only: it runs inside training containers next to PyTorch,
+not next to the operator, and it is not published on any package index. It reaches a
+training pod as a file: the Helm chart ships it in the ConfigMap `gpupool-workload`
+(Helm value `workload.namespaces`) and the examples mount it as
+/opt/gpupool/gpupool/workload.py with PYTHONPATH=/opt/gpupool; or copy this file into
+your image (`operator/gpupool/workload.py` in the repository). Either way the import is
+the same:
+
+    from gpupool.workload import Checkpointer, resume_from
+
+    state = load(resume_from()) if resume_from() else fresh()
+    checkpointer = Checkpointer(lambda: save(state)).install()   # SIGTERM: save, exit
+    for step in ...:
+        train_step()
+        if step % 500 == 0:
+            checkpointer.report(save(state))   # a node failure resumes from here
+
+gpupool reads the location from the container's termination message (mode `signal`)
+or from the reply of `serve_checkpoint_endpoint` (mode `httpPost`), records it in the
+GPUJob's `status.lastCheckpoint`, and passes it back as `GPUPOOL_RESUME_FROM`.
+
+## Checkpoint on SIGTERM
 
 gpupool's `signal` hook deletes the worker pods with a grace period equal to the
 hook's timeout: SIGTERM now, SIGKILL at the deadline. `Checkpointer` turns the
@@ -18,6 +41,16 @@ Two ways to run the save:
   calls `poll()` (or checks `stop_requested`) at a step boundary. Distributed jobs
   need this: the ranks must agree on the step they stop at (all-reduce the flag), or
   one rank leaves while the others wait for it in a collective.
+
+## The httpPost endpoint
+
+gpupool POSTs to `http://<podIP>:<port><path>` of every worker and waits, up to the
+hook's timeout, for `{"checkpoint": "<location>"}`. The endpoint calls the save
+function, reports the location to the termination message as well (so the pod's
+final status carries it too) and replies with it; a failing save answers HTTP 500.
+
+    checkpointer = Checkpointer(save, defer=True).install()
+    serve_checkpoint_endpoint(8080, "/checkpoint", checkpointer.request)
 """
 
 from __future__ import annotations
@@ -29,8 +62,64 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any, NoReturn
+
+__all__ = [
+    "CheckpointEndpoint",
+    "Checkpointer",
+    "checkpoint_endpoint",
+    "checkpoint_mode",
+    "checkpoint_timeout",
+    "report",
+    "restart_count",
+    "resume_from",
+    "serve_checkpoint_endpoint",
+    "termination_log_path",
+]
+
+
+# --- what gpupool tells a worker through its environment ------------------------------------------
+
+
+def resume_from() -> str | None:
+    """The checkpoint location to resume from (`GPUPOOL_RESUME_FROM`), or None."""
+    return os.environ.get("GPUPOOL_RESUME_FROM") or None
+
+
+def _integer(name: str) -> int | None:
+    try:
+        return int(os.environ.get(name, ""))
+    except ValueError:
+        return None
+
+
+def restart_count() -> int:
+    """How many times the job was started before this one (`GPUPOOL_RESTART_COUNT`)."""
+    return _integer("GPUPOOL_RESTART_COUNT") or 0
+
+
+def checkpoint_mode() -> str | None:
+    """The job's checkpoint hook mode, `signal` or `httpPost`; None without a hook."""
+    return os.environ.get("GPUPOOL_CHECKPOINT_MODE") or None
+
+
+def checkpoint_timeout() -> int | None:
+    """Seconds the hook may take (the SIGTERM grace period in `signal` mode)."""
+    return _integer("GPUPOOL_CHECKPOINT_TIMEOUT")
+
+
+def checkpoint_endpoint() -> tuple[int, str] | None:
+    """(port, path) gpupool will POST to in `httpPost` mode; None in other modes."""
+    port = _integer("GPUPOOL_CHECKPOINT_PORT")
+    if checkpoint_mode() != "httpPost" or port is None:
+        return None
+    return port, os.environ.get("GPUPOOL_CHECKPOINT_PATH") or "/checkpoint"
+
+
+# --- checkpoint on SIGTERM, report through the termination message ------------------------------
+
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # The kubelet keeps at most 4096 bytes of a container's termination message.
@@ -227,3 +316,85 @@ class Checkpointer:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.exit(self.exit_code)
+
+
+# --- the endpoint gpupool's httpPost hook calls -------------------------------------------------
+
+
+# gpupool's request body is a few hundred bytes; anything much larger is not gpupool.
+_MAX_BODY = 64 * 1024
+
+
+class CheckpointEndpoint:
+    """A running endpoint (daemon thread); `close()` stops it."""
+
+    def __init__(self, server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+        self.server = server
+        self.thread = thread
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        port: int = self.server.server_address[1]
+        return port
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def _handler(path: str, save: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, status: int, document: dict[str, Any]) -> None:
+            body = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != path:
+                self._reply(404, {"error": f"not found; POST {path}"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > _MAX_BODY:
+                self._reply(413, {"error": "request body too large"})
+                return
+            self.rfile.read(length)
+            try:
+                location = save()
+                report(location)
+            except Exception as error:
+                self._reply(500, {"error": f"checkpoint failed: {error!r}"})
+                return
+            self._reply(200, {"checkpoint": location})
+
+        def do_GET(self) -> None:
+            self._reply(405, {"error": f"POST {path} to checkpoint"})
+
+        def log_message(self, format: str, *args: Any) -> None:
+            print(f"gpupool checkpoint endpoint: {format % args}", file=sys.stderr)
+
+    return Handler
+
+
+def serve_checkpoint_endpoint(
+    port: int,
+    path: str,
+    save: Callable[[], str],
+    *,
+    host: str = "0.0.0.0",
+) -> CheckpointEndpoint:
+    """Serve `POST <path>` on `host:port` from a daemon thread; returns at once.
+
+    `host` defaults to every interface because gpupool calls the pod IP.
+    """
+    server = ThreadingHTTPServer((host, port), _handler(path, save))
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever, name="gpupool-checkpoint-endpoint", daemon=True
+    )
+    thread.start()
+    return CheckpointEndpoint(server, thread)
