@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check operator tests benchmarks docs/architecture.py
+	$(BIN)/ruff format --check operator tests benchmarks docs/architecture.py
 	$(BIN)/mypy
 
 fmt: venv
-	$(BIN)/ruff format operator tests benchmarks
-	$(BIN)/ruff check --fix operator tests benchmarks
+	$(BIN)/ruff format operator tests benchmarks docs/architecture.py
+	$(BIN)/ruff check --fix operator tests benchmarks docs/architecture.py
 
 unit: venv
 	$(BIN)/pytest tests/unit
