@@ -123,8 +123,8 @@ def forbidden(refusal: Refusal | None, resource: Resource, namespace: str | None
 def _grant(resource: Resource) -> str:
     if resource.group != GPUJOBS.group:
         return (
-            "explain and snapshot read what the operator reads: Nodes, and gpupool's Pods "
-            f"and Events in every namespace; {_CLUSTER_VIEWER_HINT}."
+            "explain and snapshot read what the operator reads: Nodes, and the Pods "
+            f"and Events of every namespace; {_CLUSTER_VIEWER_HINT}."
         )
     viewer = f"{RELEASE}-{resource.kind.lower()}-viewer"
     if resource.namespaced:

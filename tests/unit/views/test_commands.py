@@ -153,7 +153,7 @@ def test_forbidden_lists_name_the_resource_and_the_role(
     result = invoke(*command)
     assert result.exit_code == 2
     assert "forbidden: dev may not list pods cluster-wide" in result.output
-    assert "gpupool's Pods and Events in every namespace" in result.output
+    assert "Nodes, and the Pods and Events of every namespace" in result.output
     assert "gpupool-cluster-viewer" in result.output and "rbac.clusterViewers" in result.output
 
 

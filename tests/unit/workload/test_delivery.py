@@ -19,7 +19,8 @@ from gpupool.generate import WORKLOAD_SOURCE
 ROOT = Path(__file__).resolve().parents[3]
 CHART_COPY = ROOT / "helm" / "gpupool" / "files" / "workload.py"
 HELPER_CONFIGMAP = "gpupool-workload"
-# `pip install ... gpupool` (or uv/pipx), but not of a local path or a wheel file.
+# Installing this package by its name from an index (pip, uv pip, pipx); a local path or a
+# wheel file is fine.
 INSTALLS_FROM_AN_INDEX = re.compile(
     r"\b(pip3?|uv pip|pipx)\s+install\b[^\n]*(?<![\w./-])" + "gpu" + r"pool(?![\w./-])"
 )
