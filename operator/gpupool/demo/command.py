@@ -82,7 +82,7 @@ def demo(
             f"\nThe cluster is still up. Try:\n"
             f"  export KUBECONFIG={cluster.kubeconfig}\n"
             f"  kubectl get gpujobs -A; kubectl get teamquotas; kubectl get gpunodes\n"
-            f"  gpupool status; gpupool queue\n"
+            f"  gpupool status; gpupool queue -A; gpupool top\n"
             f"The operator and agents have stopped: run `gpupool operator --standalone` to "
             f"continue, `make cluster-down` (or python -m gpupool.devcluster down --name "
             f"{CLUSTER_NAME}) to delete it."

@@ -233,3 +233,11 @@ def test_a_yaml_snapshot_replays_like_a_json_one(kube: ClusterKube, tmp_path: Pa
     assert invoke("snapshot", "-o", "yaml", "--output-file", str(path)).exit_code == 0
     plan = json.loads(invoke("replay", str(path), "-o", "json").stdout)
     assert [a["job"] for a in plan["admissions"]] == ["nlp/bert"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 30.0), ("30s", 30.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0), ("0", None)],
+)
+def test_request_timeouts_read_as_kubectl_reads_them(text: str, seconds: float | None) -> None:
+    assert connection.parse_duration(text) == seconds
