@@ -59,10 +59,7 @@ def demo(
     crds = work / "crds"
     write_crds(crds, None)
     binaries.ensure()  # the first time: builds the control plane, with its own progress
-    with steps.step(
-        f"starting the local control plane: kube-apiserver, etcd, kube-controller-manager, "
-        f"kwok with {nodes} fake nodes × 8 GPUs in 2 racks"
-    ):
+    with steps.step(f"starting the local control plane ({nodes} fake nodes × 8 GPUs, 2 racks)"):
         cluster = DevCluster.start(
             name=CLUSTER_NAME, nodes=nodes, gpus_per_node=8, racks=2, crds=crds
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal, NoReturn, TypeVar
@@ -158,7 +159,7 @@ def run_on_cluster(target: Target, work: Callable[[KubeClient], Awaitable[T]]) -
 def fail(message: CliError, cause: BaseException, verbose: bool) -> NoReturn:
     """Print `message` (and with `verbose` the traceback of `cause`) and exit 2."""
     console = Console(stderr=True, highlight=False)
-    if verbose:
+    if verbose and sys.exc_info()[1] is not None:  # a refusal found by gpupool has none
         console.print_exception(show_locals=False)
     console.print(Text.assemble(("error: ", "red"), str(message)), soft_wrap=True)
     raise typer.Exit(2) from cause

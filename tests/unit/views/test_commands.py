@@ -197,9 +197,10 @@ def test_queue_formats(kube: ClusterKube) -> None:
 
 
 def test_queue_of_an_unknown_team_says_which_exist(kube: ClusterKube) -> None:
-    result = invoke("queue", "--team", "visoin")
-    assert result.exit_code == 2
-    assert "no TeamQuota named 'visoin'. Did you mean vision?" in result.output
+    for verbose in ([], ["-v"]):
+        result = invoke("queue", "--team", "visoin", *verbose)
+        assert result.exit_code == 2, result.output
+        assert "no TeamQuota named 'visoin'. Did you mean vision?" in result.output
 
 
 def test_status_and_top_formats_and_namespace_filter(kube: ClusterKube) -> None:
