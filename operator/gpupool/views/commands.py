@@ -194,9 +194,19 @@ def explain(
         print_document(explanation_record(found), output)
 
 
+def _snapshot_format(value: str) -> str:
+    if value not in ("json", "yaml"):
+        moved = " (the file to write is --output-file FILE)" if "." in value or "/" in value else ""
+        raise typer.BadParameter(f"{value!r} is not one of 'json', 'yaml'{moved}")
+    return value
+
+
 def snapshot(
     output: Annotated[
-        Literal["json", "yaml"], typer.Option("--output", "-o", help=OUTPUT_HELP)
+        str,
+        typer.Option(
+            "--output", "-o", help="Output format: json or yaml.", callback=_snapshot_format
+        ),
     ] = "json",
     output_file: Annotated[
         Path | None,

@@ -218,6 +218,7 @@ def test_status_and_top_formats_and_namespace_filter(kube: ClusterKube) -> None:
     [
         (["queue", "-n", "nlp", "-A"], "either -n/--namespace or -A/--all-namespaces"),
         (["status", "-o", "xml"], "'xml' is not one of"),
+        (["snapshot", "-o", "snap.json"], "(the file to write is --output-file FILE)"),
         (["queue", "--request-timeout", "soon"], "'soon' is not a duration"),
         (["queue", "--namspace", "nlp"], "No such option: --namspace"),
     ],
