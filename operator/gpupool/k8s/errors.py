@@ -108,19 +108,26 @@ class NotReachable(ApiError):
 
 
 class TLSFailure(NotReachable):
-    """The TLS handshake failed: the server's certificate is not trusted, or the server
-    refused the client's. Trying again changes nothing."""
+    """The TLS handshake failed. When the server's certificate is not trusted
+    (`untrusted`), trying again changes nothing: not retried. A handshake that broke off
+    (a server restarting) is retried like any lost connection."""
+
+    def __init__(self, message: str, *, server: str, cause: str, untrusted: bool) -> None:
+        super().__init__(message, server=server, cause=cause)
+        self.untrusted = untrusted
 
     @property
     def retryable(self) -> bool:
-        return False
+        return not self.untrusted
 
 
 def connection_failure(exc: BaseException, server: str, what: str) -> NotReachable:
     """The error for `what` (e.g. "GET /api/v1/pods") not reaching `server`."""
     cause = _cause(exc)
-    error_type = TLSFailure if isinstance(exc, aiohttp.ClientSSLError) else NotReachable
-    return error_type(f"{what}: {cause}", server=server, cause=cause)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        untrusted = isinstance(exc, aiohttp.ClientConnectorCertificateError)
+        return TLSFailure(f"{what}: {cause}", server=server, cause=cause, untrusted=untrusted)
+    return NotReachable(f"{what}: {cause}", server=server, cause=cause)
 
 
 def _cause(exc: BaseException) -> str:

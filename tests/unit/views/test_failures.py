@@ -27,8 +27,12 @@ def test_unreachable_names_the_server_and_the_context() -> None:
 
 
 def test_tls_failure_says_which_ca_to_check_and_is_not_retried() -> None:
-    error = TLSFailure("GET /x", server=SERVER, cause="the server's certificate is not trusted")
+    error = TLSFailure(
+        "GET /x", server=SERVER, cause="the server's certificate is not trusted", untrusted=True
+    )
     assert not error.retryable
+    broken_off = TLSFailure("GET /x", server=SERVER, cause="handshake", untrusted=False)
+    assert broken_off.retryable
     text = str(api_failure(error, KUBECONFIG))
     assert text.startswith(f"TLS with the API server {SERVER}")
     assert "certificate-authority" in text and "re-created" in text
