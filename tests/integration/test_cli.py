@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -358,26 +359,29 @@ def _server_and_context(kubeconfig: Path) -> tuple[str, str]:
     return str(server), str(context)
 
 
-async def test_a_stopped_api_server_is_named_with_its_context(
-    cluster: Cluster, kubeconfig: Path
-) -> None:
+async def test_a_stopped_api_server_is_named_with_its_context(cluster: Cluster) -> None:
+    """On a control plane of its own: while the session's API server was down, another
+    cluster on this machine could take its port, and the session would not get it back."""
     if not isinstance(cluster, DevCluster):
-        pytest.skip("stops the API server: only on the local control plane")
-    server, context = _server_and_context(kubeconfig)
-    await asyncio.to_thread(cluster.stop_component, "kube-apiserver")
+        pytest.skip("stops an API server: only with the local control plane")
+    down = await asyncio.to_thread(
+        DevCluster.start, name=f"gpupool-cli-down-{os.getpid()}", nodes=0
+    )
     try:
-        for command in (["status"], ["queue", "-A"], ["top", "-o", "json"]):
-            down = await gpupool(kubeconfig, *command, "--request-timeout", "5s")
-            assert down.exit_code == 2, (command, down.output)
-            text = " ".join(down.output.split())
+        server, context = _server_and_context(down.kubeconfig)
+        await asyncio.to_thread(down.stop_component, "kube-apiserver")
+        for command in (["status"], ["top", "-o", "json"]):
+            answer = await gpupool(down.kubeconfig, *command, "--request-timeout", "5s")
+            assert answer.exit_code == 2, (command, answer.output)
+            text = " ".join(answer.output.split())
             assert f"cannot reach the API server {server}" in text, text
             assert f"(context {context!r})" in text and "connection refused" in text
             assert "Is the cluster up?" in text
             assert "Traceback" not in text and "ClientConnectorError" not in text
-        verbose = await gpupool(kubeconfig, "status", "-v")
+        verbose = await gpupool(down.kubeconfig, "status", "-v")
         assert verbose.exit_code == 2 and "Traceback" in verbose.output
     finally:
-        await asyncio.to_thread(cluster.start_component, "kube-apiserver")
+        await asyncio.to_thread(down.stop)
 
 
 async def test_a_server_certificate_from_another_ca_is_a_tls_failure(
