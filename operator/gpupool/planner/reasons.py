@@ -94,9 +94,10 @@ def waiting_for_victims(shape: str, jobs: int, freed: int) -> str:
 
 
 def queued_behind(team: str, ahead: int, first: str, shape: str, free: int) -> str:
+    # Most of a long queue gets this message each cycle: the plurals are inlined.
     return (
-        f"queued behind {ahead} waiting job{_s(ahead)} of team {team} "
-        f"(first: {first}); needs {shape}, {gpus(free)} free"
+        f"queued behind {ahead} waiting job{'' if ahead == 1 else 's'} of team {team} "
+        f"(first: {first}); needs {shape}, {free} GPU{'' if free == 1 else 's'} free"
     )
 
 

@@ -81,6 +81,9 @@ class _Cycle:
             team.name: team for team in sorted(snapshot.teams, key=lambda team: team.name)
         }
         self.ledgers = {name: TeamLedger(team) for name, team in self.teams.items()}
+        # Per team: jobs left waiting and the GPUs they need (TeamQuota status).
+        self.pending_jobs: dict[str, int] = dict.fromkeys(self.teams, 0)
+        self.pending_gpus: dict[str, int] = dict.fromkeys(self.teams, 0)
         self.pending: list[Job] = []
         running: list[Job] = []
         self.preempting: list[Job] = []
@@ -115,6 +118,8 @@ class _Cycle:
         self.no_victims: set[tuple[object, ...]] = set()
         self.never: dict[Shape, str | None] = {}
         self.shapes: dict[tuple[int, int, TopologyLevel, bool], Shape] = {}
+        self.described: dict[Shape, str] = {}
+        self.fit_keys: dict[Shape, tuple[object, ...]] = {}
         self.messages: dict[tuple[object, ...], Outcome] = {}
         self.inflight: dict[str, dict[int, int]] = {}
         self.inflight_jobs: dict[str, set[str]] = {}
@@ -220,11 +225,14 @@ class _Cycle:
             if ledger is not None:
                 ledger.releasing += job.held_gpus
                 ledger.checkpointing += job.held_gpus
+        shape_of, ledgers, never = self.shape_of, self.ledgers, self.never
         for job in self.pending:
-            shape = self.shape_of[job.key] = self._shape(job)
-            ledger = self.ledgers.get(job.team)
-            if ledger is not None and self._never_fits(shape) is None:
-                ledger.demand += job.max_workers * job.gpus_per_worker
+            shape = shape_of[job.key] = self._shape(job)
+            ledger = ledgers.get(job.team)
+            if ledger is not None:
+                why = never[shape] if shape in never else self._never_fits(shape)
+                if why is None:
+                    ledger.demand += job.max_workers * job.gpus_per_worker
         for ledger in self.ledgers.values():
             # A team's unmanaged pods are its allocation (and so its demand) too.
             ledger.allocated += ledger.team.unmanaged_gpus
@@ -285,10 +293,11 @@ class _Cycle:
         for name, queue in queues.items():
             queues[name] = sort_queue(queue, self.now, self.config)
         self._serve_nominated(queues)
+        nominated, serve, wait = self.nominated, self._serve, self._wait
         for job in serve_in_order(queues, self.ledgers):
-            outcome = self.nominated.pop(job.key) if job.key in self.nominated else self._serve(job)
+            outcome = nominated.pop(job.key) if nominated and job.key in nominated else serve(job)
             if outcome is not None:
-                self._wait(job, *outcome)
+                wait(job, *outcome)
         for job in sort_queue(orphans, self.now, self.config):
             self._wait(
                 job,
@@ -300,7 +309,10 @@ class _Cycle:
         """Jobs that victims are already checkpointing for go first: they start if
         they fit, else the free part of their place is held for them, so a job
         served earlier in this cycle cannot take it and waste the preemption."""
+        awaited = {job.team for job in self.pending if job.key in self.inflight}
         for team, queue in queues.items():
+            if team not in awaited:
+                continue
             for job in queue:
                 inflight = self.inflight.get(job.key)
                 if not inflight:
@@ -335,7 +347,7 @@ class _Cycle:
         shape = self.shape_of[job.key]
         never = self.never[shape]
         if never is not None:
-            return PendingReason.UNSCHEDULABLE, reasons.unschedulable(shape.describe(), never)
+            return PendingReason.UNSCHEDULABLE, reasons.unschedulable(self.described[shape], never)
         need = shape.total
         at_limit: Outcome | None = None
         if not ledger.fits_limit(need):
@@ -357,8 +369,7 @@ class _Cycle:
                 return at_limit
         else:
             release = 0
-        # A mere preference never blocks a fit: such shapes fit or fail together.
-        fit_key: tuple[object, ...] = shape if shape.required else shape[:2]
+        fit_key = self.fit_keys[shape]
         preferred: tuple[int, ...] = ()
         if at_limit is None and fit_key not in self.no_fit:
             preferred = self._preferred(job)
@@ -384,7 +395,7 @@ class _Cycle:
         if job.team in self.blocked:
             first = self.team_waiting[job.team]
             return PendingReason.QUEUED_BEHIND, reasons.queued_behind(
-                job.team, len(first), first[0], shape.describe(), self.capacity.total_free
+                job.team, len(first), first[0], self.described[shape], self.capacity.total_free
             )
         memo = (job.team, job.priority, fit_key, release)
         if memo in self.no_victims:
@@ -392,7 +403,7 @@ class _Cycle:
         if self.preemptors >= self.config.max_preemptors_per_cycle:
             self.blocked.add(job.team)
             return PendingReason.PREEMPTION_DEFERRED, reasons.preemption_deferred(
-                self.preemptors, shape.describe(), self.capacity.total_free
+                self.preemptors, self.described[shape], self.capacity.total_free
             )
         request = Request(job, shape, preferred, inflight, release)
         selection = self._victims().select(request)
@@ -404,7 +415,7 @@ class _Cycle:
         self._reserve(job, selection.layout, selection.freed)
         victims = len(selection.victims) + len(self.inflight_jobs.get(job.key, ()))
         return PendingReason.WAITING_FOR_PREEMPTION, reasons.waiting_for_victims(
-            shape.describe(), victims, sum(selection.freed.values())
+            self.described[shape], victims, sum(selection.freed.values())
         )
 
     def _outranks_own(self, job: Job) -> bool:
@@ -425,6 +436,9 @@ class _Cycle:
         shape = self.shapes.get(key)
         if shape is None:
             shape = self.shapes[key] = Shape.of(*key)
+            self.described[shape] = shape.describe()
+            # A mere preference never blocks a fit: such shapes fit or fail together.
+            self.fit_keys[shape] = shape if shape.required else shape[:2]
         return shape
 
     def _never_fits(self, shape: Shape) -> str | None:
@@ -600,18 +614,16 @@ class _Cycle:
         return outcome
 
     def _wait(self, job: Job, reason: PendingReason, message: str) -> None:
-        ahead = self.team_waiting.setdefault(job.team, [])
+        team = job.team
+        ahead = self.team_waiting.get(team)
+        if ahead is None:
+            ahead = self.team_waiting[team] = []
         ahead.append(job.key)
-        self.waiting.append(
-            PendingJob(
-                job=job.key,
-                team=job.team,
-                reason=reason,
-                message=message,
-                queue_position=len(self.waiting) + 1,
-                team_position=len(ahead),
-            )
-        )
+        if team in self.pending_jobs:
+            self.pending_jobs[team] += 1
+            self.pending_gpus[team] += job.min_workers * job.gpus_per_worker
+        waiting = self.waiting
+        waiting.append(PendingJob(job.key, team, reason, message, len(waiting) + 1, len(ahead)))
 
     # -- 6. elastic growth -----------------------------------------------------
 
@@ -731,13 +743,7 @@ class _Cycle:
         for holding in [*self.holdings, *self.admitted]:
             if holding.team in running and not (holding.failed or holding.preempted):
                 running[holding.team] += 1
-        pending_gpus: dict[str, int] = dict.fromkeys(self.teams, 0)
-        pending_jobs: dict[str, int] = dict.fromkeys(self.teams, 0)
-        by_key = {job.key: job for job in self.pending}
-        for entry in self.waiting:
-            if entry.team in pending_jobs:
-                pending_jobs[entry.team] += 1
-                pending_gpus[entry.team] += by_key[entry.job].min_gpus
+        pending_gpus, pending_jobs = self.pending_gpus, self.pending_jobs
         figures = []
         for name, ledger in self.ledgers.items():
             held = ledger.allocated - ledger.claimed

@@ -113,6 +113,16 @@ def _unit_key(unit: Unit) -> tuple[float, int, str, int]:
     return unit.key
 
 
+def _all_active(active: list[bool], workers: tuple[int, ...]) -> bool:
+    return all(map(active.__getitem__, workers))
+
+
+def _short_on_any(need: dict[int, int], nodes: list[int], workers: Iterable[int]) -> bool:
+    """Whether any of these workers sits on a node the placement still lacks GPUs on
+    (`need` holds only nodes still short)."""
+    return not need.keys().isdisjoint(map(nodes.__getitem__, workers))
+
+
 class _Fit:
     """Incremental "does the gang fit yet" as GPUs are freed node by node."""
 
@@ -307,16 +317,22 @@ class VictimPool:
         # Workers already taken per elastic job (shrink units, then maybe the whole job).
         taken_workers: dict[int, set[int]] = {}
         walked: list[tuple[Unit, Stage, tuple[int, ...]]] = []
+        # Nothing the walk looks at changes while it runs: shrinkable workers and
+        # team floors are computed once per job and team.
+        shrinkable: dict[int, int] = {}
+        floors: dict[str, int] = {}
         satisfied = hit >= 0 and release <= 0
         for stage, units in self._stages(request):
             if satisfied:
                 break
             fair_share = stage is Stage.RECLAIM_BORROWED
+            shrinking = stage is Stage.ELASTIC_SHRINK
+            floors.clear()
             for unit in units:
                 holding = unit.holding
                 # A job shrunk earlier this cycle keeps its remaining workers: the
                 # plan never both shrinks and preempts one job.
-                if holding.preempted or (holding.shrunk and stage is not Stage.ELASTIC_SHRINK):
+                if holding.preempted or (holding.shrunk and not shrinking):
                     continue
                 job = holding.job
                 owner = job.team
@@ -326,12 +342,17 @@ class VictimPool:
                 workers = unit.workers
                 gpus = unit.gpus
                 if job.elastic:
-                    done = taken_workers.get(id(holding))
+                    ident = id(holding)
+                    done = taken_workers.get(ident)
                     if done is None:
-                        done = taken_workers[id(holding)] = set()
-                    if stage is Stage.ELASTIC_SHRINK and holding.shrinkable_workers <= len(done):
-                        continue
-                    if done or not all(holding.active[i] for i in workers):
+                        done = taken_workers[ident] = set()
+                    if shrinking:
+                        spare = shrinkable.get(ident)
+                        if spare is None:
+                            spare = shrinkable[ident] = holding.shrinkable_workers
+                        if spare <= len(done):
+                            continue
+                    if done or not _all_active(holding.active, workers):
                         workers = tuple(i for i in workers if holding.active[i] and i not in done)
                         if not workers:
                             continue
@@ -339,10 +360,11 @@ class VictimPool:
                         gpus = sum(job.workers[i].gpus for i in workers)
                 if owner != requester:
                     ledger = self.ledgers[owner]
+                    floor = floors.get(owner)
+                    if floor is None:
+                        floor = floors[owner] = ledger.cross_team_floor(fair_share=fair_share)
                     taken = taken_by_team.get(owner, 0) if cumulative_floors else 0
-                    if ledger.allocated - taken - gpus < ledger.cross_team_floor(
-                        fair_share=fair_share
-                    ):
+                    if ledger.allocated - taken - gpus < floor:
                         continue
                     taken_by_team[owner] = taken + gpus
                 else:
@@ -455,7 +477,7 @@ class VictimPool:
             unit, _, workers = entry
             holding = unit.holding
             own = release > 0 and holding.job.team == requester
-            if not own and not any(need.get(holding.nodes[i], 0) > 0 for i in workers):
+            if not own and not _short_on_any(need, holding.nodes, workers):
                 continue
             kept.append(entry)
             for i in workers:
