@@ -5,6 +5,7 @@ from gpupool.api.conditions import Condition, set_condition
 from gpupool.api.gpujob import (
     CheckpointHook,
     CheckpointRecord,
+    EstimatedStart,
     GPUJob,
     GPUJobSpec,
     GPUJobStatus,
@@ -22,6 +23,7 @@ __all__ = [
     "CheckpointHook",
     "CheckpointRecord",
     "Condition",
+    "EstimatedStart",
     "GPUDevice",
     "GPUJob",
     "GPUJobSpec",

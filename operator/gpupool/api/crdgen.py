@@ -79,6 +79,13 @@ RESOURCES: tuple[Resource, ...] = (
             AGE,
             Column("Priority", ".spec.priority", "integer", 1),
             Column("Queue", ".status.queuePosition", "integer", 1),
+            Column(
+                "Est. Start",
+                ".status.estimatedStart.time",
+                priority=1,
+                description="forecast start of a pending job",
+            ),
+            Column("Confidence", ".status.estimatedStart.confidence", priority=1),
             Column("Preemptions", ".status.preemptions", "integer", 1),
             Column("Checkpoint", ".status.lastCheckpoint.location", priority=1),
             Column("Running", _condition("Running"), priority=1),

@@ -10,6 +10,7 @@ from pydantic.config import JsonDict
 
 from gpupool.api.base import CelRule, K8sModel, K8sStatus
 from gpupool.api.conditions import Condition
+from gpupool.forecast.durations import DURATION_PATTERN, parse_duration
 
 NodeName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 Topology = Literal["none", "node", "rack", "nvlinkDomain", "zone"]
@@ -110,6 +111,17 @@ class GPUJobSpec(K8sModel):
     backoff_limit: int = Field(
         default=3, ge=0, le=100, description="Worker failures tolerated before Failed."
     )
+    expected_duration: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description=(
+            "How long one uninterrupted run takes, e.g. 2h, 90m, 1h30m: the queue's "
+            "start-time forecasts use it (without it, the team's finished runs of the "
+            "same shape)."
+        ),
+    )
     template: dict[str, Any] = Field(
         description="PodTemplateSpec for each worker; gpupool adds the GPU limits.",
         json_schema_extra={
@@ -173,6 +185,10 @@ class GPUJobSpec(K8sModel):
     )
 
     @property
+    def expected_seconds(self) -> float | None:
+        return None if self.expected_duration is None else parse_duration(self.expected_duration)
+
+    @property
     def worker_range(self) -> tuple[int, int]:
         """(min, max) workers; equal for a fixed-size job."""
         if self.workers is not None:
@@ -208,6 +224,21 @@ class Utilization(K8sStatus):
     idle_since: datetime | None = None
 
 
+class EstimatedStart(K8sStatus):
+    """When the job should start, forecast by planning forward from the live cluster."""
+
+    time: datetime | None = Field(default=None, description="Unset: no estimate (see basis).")
+    confidence: Literal["high", "medium", "low"] | None = Field(
+        default=None,
+        description=(
+            "high: every job ending before it has a declared expectedDuration; medium: some "
+            "durations are learned from their team's history; low: guessed."
+        ),
+    )
+    basis: str = Field(default="", description="What the estimate rests on, or why none.")
+    computed_at: datetime | None = None
+
+
 class GPUJobStatus(K8sStatus):
     """Where the job stands and why."""
 
@@ -217,6 +248,7 @@ class GPUJobStatus(K8sStatus):
     detail: str = Field(default="", description="Why pending, or where it runs.")
     pending_reason: str = Field(default="", description="The planner's reason code.")
     queue_position: int | None = None
+    estimated_start: EstimatedStart | None = None
     workers: list[WorkerStatus] = Field(
         default_factory=list,
         json_schema_extra={

@@ -29,6 +29,7 @@ from gpupool.api import CheckpointRecord, GPUJobStatus, TeamQuotaStatus
 from gpupool.controller.cache import SchedulingCache
 from gpupool.controller.clock import Clock, SystemClock, as_datetime
 from gpupool.controller.executor import Admit, Executor, job_ref
+from gpupool.controller.forecasting import Forecaster
 from gpupool.controller.idle import next_idle_since
 from gpupool.controller.ledger import Ledgers
 from gpupool.controller.lifecycle import RunState
@@ -188,6 +189,7 @@ class Scheduler:
             minor_interval=60.0,
             monotonic=self.clock.monotonic,
         )
+        self.forecaster = Forecaster(config.forecast_interval_seconds, self.clock.monotonic)
         self.executor = Executor(
             client,
             world=self,
@@ -265,6 +267,7 @@ class Scheduler:
             pending=self._pending.get(view.id),
             idle=self._idle.get(key),
             now=as_datetime(self.clock.now()),
+            estimate=self.forecaster.estimate(view.id),
         )
         return desired.to_k8s()
 
@@ -308,6 +311,7 @@ class Scheduler:
     async def close(self) -> None:
         """Stop every operation and status write in flight, and the Event poster."""
         await self.executor.cancel()
+        await self.forecaster.close()
         await self._statuses.close()
         await self.recorder.stop()
 
@@ -363,6 +367,8 @@ class Scheduler:
         METRICS.set_teams(plan.teams)
         METRICS.set_queue(plan.pending, observation.teams)
         METRICS.set_unmanaged(other_gpu_usage(indexed, observation.namespace_teams))
+        if plan.pending:
+            self.forecaster.refresh(snapshot, now, observation.views)
         lap = self._lap("plan", lap)
 
         # 6. Record the plan's decisions first, then 7. apply them asynchronously.
@@ -806,6 +812,7 @@ class Scheduler:
         minor = (
             view.utilization,
             (pending.message, pending.queue_position) if pending is not None else None,
+            self.forecaster.estimate(view.id),
         )
         return major, minor
 

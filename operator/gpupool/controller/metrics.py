@@ -66,6 +66,14 @@ class Metrics:
             registry=REGISTRY,
         )
     )
+    forecast_seconds: Histogram = field(
+        default_factory=lambda: Histogram(
+            "gpupool_forecast_seconds",
+            "CPU seconds of one forecast of the pending jobs' start (off the loop, bounded rate).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8),
+            registry=REGISTRY,
+        )
+    )
     # --- teams ----------------------------------------------------------------------------
     team_gpus: Gauge = field(
         default_factory=lambda: _gauge(

@@ -69,6 +69,9 @@ class OperatorConfig:
     max_preemptors_per_cycle: int = 32
     # Half-life of the decayed usage that breaks fair-share ties.
     usage_half_life_hours: float = 24.0
+    # Pending jobs' estimated start is forecast at most this often (0: never); one
+    # forecast of 10,000 jobs costs up to about 2 s of CPU (`gpupool bench forecast`).
+    forecast_interval_seconds: float = 120.0
     # Peering: "" runs standalone (one instance, no leader election).
     peering_name: str = PEERING_NAME
     priority: int = field(default_factory=instance_priority)
@@ -110,6 +113,7 @@ class OperatorConfig:
             ("debounce_seconds", "GPUPOOL_DEBOUNCE_SECONDS", float),
             ("cycle_yield_factor", "GPUPOOL_CYCLE_YIELD_FACTOR", float),
             ("tick_seconds", "GPUPOOL_TICK_SECONDS", float),
+            ("forecast_interval_seconds", "GPUPOOL_FORECAST_INTERVAL_SECONDS", float),
             ("api_concurrency", "GPUPOOL_API_CONCURRENCY", int),
             ("priority", "GPUPOOL_PEERING_PRIORITY", int),
             ("min_runtime_seconds", "GPUPOOL_MIN_RUNTIME_SECONDS", float),

@@ -22,10 +22,12 @@ from gpupool.api import (
     set_condition,
 )
 from gpupool.api.conditions import remove_condition
-from gpupool.api.gpujob import Phase, Utilization
+from gpupool.api.gpujob import EstimatedStart, Phase, Utilization
+from gpupool.controller.clock import as_datetime
 from gpupool.controller.preemption import CHECKPOINT_REQUESTED
 from gpupool.controller.snapshot import JobView
 from gpupool.controller.usage import TeamUsage
+from gpupool.forecast import Estimate
 from gpupool.planner import JobState, PendingJob, TeamFigures
 
 ADMITTED = "Admitted"
@@ -37,7 +39,9 @@ FINISHED = "Finished"
 # Fields whose changes alone are not worth a write every cycle (a queue position that
 # moves as others are admitted, a utilization figure): written at most every
 # `minor_interval` seconds. Everything else is written at once.
-MINOR_JOB_FIELDS = frozenset({"queuePosition", "detail", "utilization", "conditions"})
+MINOR_JOB_FIELDS = frozenset(
+    {"queuePosition", "detail", "utilization", "conditions", "estimatedStart"}
+)
 MINOR_TEAM_FIELDS = frozenset(
     {"decayedUsage", "usageUpdatedAt", "gpuHoursAllocated", "gpuHoursUsed", "fairShareGPUs"}
 )
@@ -92,6 +96,7 @@ def render_job_status(
     pending: PendingJob | None,
     idle: IdleState | None,
     now: datetime,
+    estimate: Estimate | None = None,
 ) -> GPUJobStatus:
     """The status the job should have now (pure)."""
     ledger = view.ledger
@@ -150,6 +155,8 @@ def render_job_status(
         status.pending_reason = reason
         status.detail = message
         status.queue_position = pending.queue_position if pending is not None else None
+        if estimate is not None:
+            status.estimated_start = estimated_start(estimate)
         cond(ADMITTED, False, reason, message)
         if find(conditions, RUNNING) is not None:
             stopped = ledger.requeued or ("Pending", message)
@@ -185,6 +192,16 @@ def render_job_status(
         )
     status.conditions = sorted(conditions, key=lambda c: c.type)
     return status
+
+
+def estimated_start(estimate: Estimate) -> EstimatedStart:
+    """The forecast as status shows it: to the minute (finer would only churn writes)."""
+    start = None if estimate.start is None else as_datetime(round(estimate.start / 60.0) * 60.0)
+    return EstimatedStart(
+        time=start,
+        confidence=None if estimate.confidence is None else estimate.confidence.value,
+        basis=estimate.basis,
+    )
 
 
 def find(conditions: list[Condition], type_: str) -> Condition | None:

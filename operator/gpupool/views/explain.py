@@ -17,6 +17,7 @@ from rich.text import Text
 from gpupool.api import GPUJobStatus
 from gpupool.k8s.listing import event_time
 from gpupool.planner import JobState, PendingReason, Plan
+from gpupool.views.estimate import estimated_start
 from gpupool.views.plan_tables import placements
 
 if TYPE_CHECKING:
@@ -166,6 +167,8 @@ def _summary(explanation: Explanation) -> Table:
         grid.add_row("Status says", status.detail)
     if status.queue_position is not None:
         grid.add_row("Queue position", str(status.queue_position))
+    if status.phase == "Pending" and status.estimated_start is not None:
+        grid.add_row("Estimated start", estimated_start(status, explanation.now, basis=True))
     return grid
 
 

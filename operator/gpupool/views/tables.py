@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpupool.api import GPUDevice
+from gpupool.views.estimate import estimated_start
 from gpupool.views.output import Column, Listing, bar, dash, percent
 from gpupool.views.state import ClusterState, Job, Node, Team
 
@@ -206,6 +207,9 @@ def queue_listing(
             "waitingSeconds": _age_seconds(job.created, now),
             "reason": job.status.pending_reason,
             "detail": job.status.detail,
+            "estimatedStart": None
+            if job.status.estimated_start is None
+            else job.status.estimated_start.to_k8s(),
         }
 
     columns: list[Column[Job]] = [Column("#", lambda j: dash(j.status.queue_position), right=True)]
@@ -218,6 +222,7 @@ def queue_listing(
         Column("Priority", lambda j: str(j.spec.priority), right=True),
         Column("Priority class", lambda j: j.spec.priority_class_name or "-", wide=True),
         Column("Waiting", lambda j: _age(_age_seconds(j.created, now)), right=True),
+        Column("Est. start", lambda j: estimated_start(j.status, now)),
         Column("Preempted", lambda j: dash(j.status.preemptions), wide=True, right=True),
         Column("Last checkpoint", _last_checkpoint, wide=True, fold=True),
         Column("Reason", lambda j: j.status.pending_reason or "-", wide=True),

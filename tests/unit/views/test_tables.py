@@ -7,7 +7,14 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 
-from gpupool.api import GPUJobSpec, GPUJobStatus, GPUNodeStatus, TeamQuotaSpec, TeamQuotaStatus
+from gpupool.api import (
+    EstimatedStart,
+    GPUJobSpec,
+    GPUJobStatus,
+    GPUNodeStatus,
+    TeamQuotaSpec,
+    TeamQuotaStatus,
+)
 from gpupool.views.output import Listing
 from gpupool.views.state import ClusterState, Job, Node, Team
 from gpupool.views.tables import (
@@ -164,3 +171,17 @@ def test_status_shows_unmanaged_gpus_per_team_and_outside_every_team() -> None:
     assert "Unmanaged" in text
     assert "not managed 1" in text
     assert listing.document()["cluster"]["notManagedGPUs"] == 1
+
+
+def test_queue_shows_each_job_s_forecast_start() -> None:
+    cluster = state()
+    cluster.jobs[1].status.estimated_start = EstimatedStart(
+        time=datetime(2026, 11, 24, 14, 0, tzinfo=UTC), confidence="high", basis="after 1 job end"
+    )
+    cluster.jobs[0].status.estimated_start = EstimatedStart(basis="not within the 6.0 h")
+    listing = queue_listing(cluster, team=None, namespace=None, now=NOW)
+    text = render(listing)
+    assert "in 2.0h (2026-11-24 14:00 UTC, high confidence)" in text
+    assert "unknown" in text
+    records = {row["name"]: row["estimatedStart"] for row in listing.document()["items"]}
+    assert records["a"]["confidence"] == "high"
