@@ -33,6 +33,7 @@ def spec(**fields: Any) -> dict[str, Any]:
         (spec(checkpoint={"mode": "httpPost"}), "spec.checkpoint.httpPost"),
         (spec(template={"spec": {"containers": []}}), "spec.template.spec.containers"),
         (spec(priority=5000), "spec.priority"),
+        (spec(expectedDuration="2 days"), "spec.expectedDuration"),
     ],
 )
 async def test_invalid_gpujobs_are_rejected_with_the_field_named(
