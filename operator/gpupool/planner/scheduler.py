@@ -17,6 +17,8 @@ cycle, after the checkpoint), so "shape X does not fit" is remembered for the cy
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from gpupool.planner import reasons
 from gpupool.planner.holding import Holding, lost_seconds
@@ -46,6 +48,8 @@ from gpupool.planner.snapshot import (
 from gpupool.planner.victims import Request, Selection, Stage, VictimPool, idle_enforced, idle_for
 
 Outcome = tuple[PendingReason, str]
+# What a job no victim is checkpointing for gets: never written to.
+NO_INFLIGHT: Mapping[int, int] = MappingProxyType({})
 
 
 def plan(snapshot: Snapshot, now: float) -> Plan:
@@ -75,6 +79,7 @@ class _Cycle:
     def __init__(self, snapshot: Snapshot, now: float) -> None:
         self.now = now
         self.config = snapshot.config
+        self.preemption_enabled = snapshot.config.preemption_enabled
         self.nodes = sorted(snapshot.nodes, key=lambda node: node.name)
         self.node_index = {node.name: i for i, node in enumerate(self.nodes)}
         self.teams: dict[str, Team] = {
@@ -350,9 +355,9 @@ class _Cycle:
             return PendingReason.UNSCHEDULABLE, reasons.unschedulable(self.described[shape], never)
         need = shape.total
         at_limit: Outcome | None = None
-        if not ledger.fits_limit(need):
-            limit = ledger.team.max_gpus
-            assert limit is not None
+        limit = ledger.team.max_gpus
+        # `not ledger.fits_limit(need)`, inlined: every pending job asks.
+        if limit is not None and ledger.allocated + ledger.checkpointing + need > limit:
             at_limit = (
                 PendingReason.TEAM_AT_LIMIT,
                 reasons.team_at_limit(
@@ -365,7 +370,7 @@ class _Cycle:
             )
             # GPUs its jobs are already checkpointing away will make room by themselves.
             release = ledger.allocated + need - limit
-            if release <= 0 or not self.config.preemption_enabled or not self._outranks_own(job):
+            if release <= 0 or not self.preemption_enabled or not self._outranks_own(job):
                 return at_limit
         else:
             release = 0
@@ -378,7 +383,7 @@ class _Cycle:
                 self._admit(job, layout)
                 return None
             self.no_fit.add(fit_key)
-        inflight = self.inflight.get(job.key, {})
+        inflight = self.inflight.get(job.key, NO_INFLIGHT)
         if job.placement.preferred_nodes:
             preferred = self._preferred(job)
         if inflight and at_limit is None:
@@ -390,7 +395,7 @@ class _Cycle:
                     len(self.inflight_jobs[job.key]),
                     sum(inflight.values()),
                 )
-        if not self.config.preemption_enabled:
+        if not self.preemption_enabled:
             return self._no_room(job, shape)
         if job.team in self.blocked:
             first = self.team_waiting[job.team]
@@ -467,7 +472,7 @@ class _Cycle:
         self.ledgers[job.team].allocated += gpus * len(holding.grown)
 
     def _place_with(
-        self, freed: dict[int, int], shape: Shape, preferred: tuple[int, ...]
+        self, freed: Mapping[int, int], shape: Shape, preferred: tuple[int, ...]
     ) -> Layout | None:
         capacity = self.capacity
         for node, gpus in freed.items():
@@ -478,7 +483,7 @@ class _Cycle:
             for node, gpus in freed.items():
                 capacity.take(node, gpus)
 
-    def _reserve(self, job: Job, layout: Layout, freed: dict[int, int]) -> None:
+    def _reserve(self, job: Job, layout: Layout, freed: Mapping[int, int]) -> None:
         """Hold the free part of the job's future place, so nobody else takes it
         while its victims checkpoint; the victims' part is not free yet anyway."""
         gpus = job.gpus_per_worker
