@@ -40,14 +40,16 @@ def forecast_bench(
     jobs: int = typer.Option(10_000, help="Jobs, running and pending."),
     teams: int = typer.Option(50, help="Teams (TeamQuotas)."),
     iterations: int = typer.Option(3, help="Timed forecasts."),
-    max_plans: int = typer.Option(ForecastSettings().max_plans, help="Plans per forecast."),
+    plan_budget: int = typer.Option(
+        ForecastSettings().plan_budget, help="Plans × jobs a forecast may spend."
+    ),
     seed: int = typer.Option(0, help="Generator seed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Time a forecast of every pending job: seconds of CPU per refresh."""
     snapshot, now = synthetic_snapshot(nodes, jobs, teams, seed)
     durations = synthetic_durations(snapshot, seed)
-    settings = ForecastSettings(max_plans=max_plans)
+    settings = ForecastSettings(plan_budget=plan_budget)
     wall, cpu = [], []
     result = None
     for _ in range(iterations):

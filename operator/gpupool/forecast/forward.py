@@ -16,7 +16,9 @@ ending, a checkpoint done, a young job old enough to preempt), but each step spa
 at least `step_fraction` of the time looked ahead so far, so the whole horizon takes
 a few dozen plans. The events of one step are applied together, and what the next
 plan admits is dated at the last of them (by then the GPUs it got were free), not at
-the step's end: on a chain of jobs, one after the other, nothing is lost.
+the step's end: on a chain of jobs, one after the other, nothing is lost. A job so
+admitted that ends before the step's end is taken into account by planning again at
+once, so a queue of short jobs drains as fast as it would.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from gpupool.planner import (
     JobState,
     PendingReason,
     Plan,
+    PreemptionReason,
     ResizeKind,
     Snapshot,
     plan,
@@ -41,9 +44,13 @@ from gpupool.planner.reasons import duration as spoken
 
 @dataclass(frozen=True, slots=True)
 class ForecastSettings:
-    # How far ahead to look, and at most how many plans to run to get there.
+    # How far ahead to look.
     horizon_seconds: float = 7 * 86_400.0
-    max_plans: int = 20
+    # What a forecast may cost: plans × jobs in the snapshot (a plan's cost grows with
+    # its jobs), within these bounds on the number of plans.
+    plan_budget: int = 200_000
+    min_plans: int = 20
+    max_plans: int = 200
     # The shortest step, and the least share of the time looked ahead a step spans.
     min_step_seconds: float = 300.0
     step_fraction: float = 0.3
@@ -149,6 +156,9 @@ class _Forward:
         self.ends: dict[str, tuple[float, Source]] = {}
         # When a checkpointing job (or a shrink's workers) releases its GPUs.
         self.releases: dict[str, float] = {}
+        # Jobs taken back for sitting idle: they rejoin the queue when requeued, behind
+        # the jobs submitted before then (as the operator requeues them).
+        self.idle_reclaimed: set[str] = set()
         # Seconds of work done in earlier simulated runs (saved by a checkpoint).
         self.done: dict[str, float] = {}
         # Running jobs with no expected duration: they never end here.
@@ -171,7 +181,9 @@ class _Forward:
         settings = self.settings
         now = at = dated = self.now
         plans = 0
-        while plans < settings.max_plans:
+        allowed = settings.plan_budget // max(1, len(self.jobs))
+        allowed = max(settings.min_plans, min(settings.max_plans, allowed))
+        while plans < allowed:
             result = plan(self._snapshot(), at)
             plans += 1
             self._apply(result, at, dated)
@@ -182,7 +194,9 @@ class _Forward:
                 self.stalled = True
                 break
             step = max(settings.min_step_seconds, (at - now) * settings.step_fraction)
-            to = max(upcoming, at + step)
+            # Jobs admitted at a step's last event may have ended before the step's end
+            # (short jobs): plan again at once, or a GPU would serve one job per step.
+            to = at if upcoming <= at else max(upcoming, at + step)
             if to > now + settings.horizon_seconds:
                 break
             dated = max(upcoming, self._advance(to))
@@ -237,6 +251,8 @@ class _Forward:
                 job, state=JobState.PREEMPTING, preempted_for=preemption.for_job
             )
             self.releases[job.key] = at + job.checkpoint_timeout_seconds
+            if preemption.reason is PreemptionReason.IDLE_RECLAIM:
+                self.idle_reclaimed.add(job.key)
         for resize in result.resizes:
             job = self.jobs[resize.job]
             if resize.kind is ResizeKind.GROW:
@@ -306,6 +322,8 @@ class _Forward:
             del self.releases[key]
             job = self.jobs[key]
             if job.state is JobState.PREEMPTING:
+                requeued = key in self.idle_reclaimed
+                self.idle_reclaimed.discard(key)
                 self.jobs[key] = replace(
                     job,
                     state=JobState.PENDING,
@@ -314,6 +332,7 @@ class _Forward:
                     preempted_for=None,
                     started_at=None,
                     idle_since=None,
+                    submitted_at=release if requeued else job.submitted_at,
                 )
             else:
                 kept = list(job.workers)

@@ -126,3 +126,35 @@ def test_coalesced_steps_lose_nothing_on_a_chain_of_jobs(hours: list[int]) -> No
         estimate = result.get(key)
         assert estimate is not None and estimate.start is not None
         assert estimate.start == true_start
+
+
+def test_a_queue_of_jobs_shorter_than_a_step_drains_as_fast_as_it_would() -> None:
+    """1 node: ten 1-minute jobs queued behind one of 1 minute (steps are 5 min)."""
+    world = cluster(1).team("a", guaranteed=8).running("a/j0", on="node-1", ran=0.0)
+    durations = {"a/j0": declared(60.0)}
+    for k in range(1, 11):
+        world.pending(f"a/j{k}", waited=1000.0 - k)
+        durations[f"a/j{k}"] = declared(60.0)
+    result = run(world, durations)
+    starts = [result.estimates[f"a/j{k}"].start for k in range(1, 11)]
+    assert starts == [NOW + 60.0 * k for k in range(1, 11)]
+
+
+def test_a_job_reclaimed_for_idling_rejoins_the_queue_behind_older_jobs() -> None:
+    """Team a's a/idle (8 GPUs, idle 2 h, enforce) is reclaimed for b/x; once requeued
+    it waits behind a/next, submitted before the reclaim: a/next starts first."""
+    world = (
+        cluster(2)
+        .team("a", guaranteed=8, idle="enforce")
+        .team("b", guaranteed=8)
+        .running("a/busy", on="node-1", ran=HOUR)
+        .running("a/idle", on="node-2", ran=3 * HOUR, idle_for=2 * HOUR, hook=True)
+        .pending("b/x", waited=60)
+        .pending("a/next", waited=30)
+    )
+    durations = {"a/busy": declared(2 * HOUR), "b/x": declared(HOUR), "a/next": declared(HOUR)}
+    durations["a/idle"] = declared(10 * HOUR)
+    result = run(world, durations)
+    x, following = result.estimates["b/x"], result.estimates["a/next"]
+    assert x.start == NOW + 120.0
+    assert following.start == NOW + HOUR
