@@ -273,7 +273,9 @@ class _Forward:
         times += self.releases.values()
         reasons = {entry.reason for entry in result.pending}
         if PendingReason.PREEMPTION_DEFERRED in reasons:
-            times.append(at)
+            # The next cycle may preempt more: the operator's is seconds away, but one
+            # step changes nothing for jobs whose victims then checkpoint for minutes.
+            times.append(at + self.settings.min_step_seconds)
         config = self.base.config
         if PendingReason.WAITING_FOR_MIN_RUNTIME in reasons:
             times += [
