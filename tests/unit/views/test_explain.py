@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from gpupool.k8s import GPUJOBS
 from gpupool.views.explain import explain_job, verdict
 from gpupool.views.inspect import load_explanation
 
+from ..controller.builders import make_job
 from .cluster import NOW, pool
 from .test_tables import render
 
@@ -53,3 +57,25 @@ async def test_events_the_user_may_not_read_are_noted_not_fatal() -> None:
     kube.list_errors["events"] = ApiError(403, "Forbidden", "events is forbidden")
     found = await load_explanation(kube, "vision", "a", "", NOW)
     assert "Events not readable: Forbidden" in render(explain_job(found))
+
+
+async def test_a_pending_job_shows_its_estimated_start_and_what_it_rests_on() -> None:
+    kube = pool()
+    kube.put(
+        GPUJOBS,
+        make_job("nlp/bert")
+        .gpus(8)
+        .status(
+            phase="Pending",
+            estimatedStart={
+                "time": datetime.fromtimestamp(NOW + 2 * 3600, UTC).isoformat(),
+                "confidence": "medium",
+                "basis": "after 3 jobs end (3 by their team's history)",
+            },
+        )
+        .raw(),
+    )
+    text = render(explain_job(await load_explanation(kube, "nlp", "bert", "", NOW)))
+    assert "Estimated start" in text
+    assert "in 2.0h" in text and "medium confidence" in text
+    assert "after 3 jobs end (3 by their team's history)" in text
