@@ -20,6 +20,8 @@ from enum import IntEnum
 KEPT_RUNS = 50
 # Fewer finished runs than this teach nothing about a shape (or a team).
 MIN_RUNS = 3
+# A learned median whose interquartile range spans more than this factor is a guess.
+WIDE_SPREAD = 3.0
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?h)?([0-9]+(\.[0-9]+)?m)?([0-9]+(\.[0-9]+)?s)?$"
@@ -52,11 +54,19 @@ class Duration:
     low: float | None = None
     high: float | None = None
 
-    def describe(self) -> str:
-        if self.source is Source.DECLARED:
-            return "its expectedDuration"
-        what = "runs of that shape" if self.source is Source.LEARNED else "runs"
-        return f"the median of its team's last {self.runs} {what}"
+    @property
+    def trust(self) -> Source:
+        """What an estimate resting on it may claim: a shape's median whose middle half
+        spans more than a factor of `WIDE_SPREAD` says little about one run, no more
+        than a team-wide one."""
+        if (
+            self.source is Source.LEARNED
+            and self.low is not None
+            and self.high is not None
+            and self.high > WIDE_SPREAD * self.low
+        ):
+            return Source.TEAM
+        return self.source
 
 
 @dataclass(frozen=True, slots=True)

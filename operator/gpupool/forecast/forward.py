@@ -213,7 +213,7 @@ class _Forward:
             self.unknown_running += 1
             return
         left = expected.seconds - (self.now - started)
-        source = expected.source
+        source = expected.trust
         if left <= 0:
             # Past its expected end already: assume it ends within a short while.
             left, source = self.settings.min_step_seconds, Source.OVERDUE
@@ -239,7 +239,7 @@ class _Forward:
                 self.unknown_running += 1
             else:
                 left = max(expected.seconds - self.done.get(job.key, 0.0), 0.0)
-                self.ends[job.key] = (dated + left, expected.source)
+                self.ends[job.key] = (dated + left, expected.trust)
         for preemption in result.preemptions:
             job = self.jobs[preemption.job]
             ran = at - job.started_at if job.started_at is not None else 0.0

@@ -158,3 +158,12 @@ def test_a_job_reclaimed_for_idling_rejoins_the_queue_behind_older_jobs() -> Non
     x, following = result.estimates["b/x"], result.estimates["a/next"]
     assert x.start == NOW + 120.0
     assert following.start == NOW + HOUR
+
+
+def test_a_learned_duration_with_a_wide_spread_is_a_guess() -> None:
+    world = cluster(1).team("a", guaranteed=8).running("a/long", on="node-1", ran=0.0)
+    world.pending("a/next")
+    spread = Duration(HOUR, Source.LEARNED, runs=9, low=0.2 * HOUR, high=3 * HOUR)
+    estimate = run(world, {"a/long": spread}).get("a/next")
+    assert estimate is not None and estimate.start == NOW + HOUR
+    assert estimate.confidence is Confidence.LOW
