@@ -131,5 +131,11 @@ def agent(
 
 
 def main() -> None:
-    """`gpupool-agent`: the agent command on its own."""
-    typer.run(agent)
+    """`gpupool-agent`: the agent command on its own.
+
+    The program name is fixed: click would otherwise derive it from how Python was
+    started (`python -m ...` names the module), and the usage line is the DaemonSet's.
+    """
+    app = typer.Typer(add_completion=False)
+    app.command()(agent)
+    app(prog_name="gpupool-agent")
