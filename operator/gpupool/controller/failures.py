@@ -7,6 +7,14 @@ for a new one. Pods on a NotReady or vanished node are force-deleted (grace 0: n
 kubelet will ever confirm the deletion); the job's other pods go with a short grace.
 The planner keeps off the unhealthy GPUs (they are subtracted from the node's capacity)
 and off NotReady nodes until they recover.
+
+Two sources say a GPU is unhealthy: the node's agent (GPUNode status) and the device
+plugin, which leaves the GPUs it finds unhealthy out of the Node's allocatable (not out
+of its capacity). Both usually see the same XID, so they are counted once: the larger of
+the two counts is out of the capacity (`node_health`). A GPU only the agent finds
+unhealthy is still allocatable, so the kubelet may hand it to any new pod on the node,
+which gpupool cannot steer: no new workers go to such a node until the device plugin
+agrees or the GPU recovers (workers already there keep running unless they use it).
 """
 
 from __future__ import annotations
@@ -65,16 +73,31 @@ def job_faults(
     return faults
 
 
-def unhealthy_counts(
-    gpunodes: Iterable[GPUNodeRecord], *, exclude: Set[tuple[str, str]] = frozenset()
-) -> dict[str, int]:
-    """Unhealthy GPUs per node, as the planner's `Node.unhealthy_gpus`.
+@dataclass(frozen=True, slots=True)
+class NodeHealth:
+    # GPUs out of the node's capacity (status.capacity) as unhealthy, leaving out those
+    # held by the pods the caller takes out of the capacity itself.
+    unhealthy: int
+    # The agent finds a GPU unhealthy that no pod holds and the device plugin still
+    # advertises: the kubelet may hand it to the next pod placed here.
+    handed_out: bool
+
+
+def node_health(
+    node: NodeRecord,
+    gpunode: GPUNodeRecord | None,
+    *,
+    exclude: Set[tuple[str, str]] = frozenset(),
+) -> NodeHealth:
+    """What the agent and the device plugin say about a node's GPUs, counted once.
 
     GPUs held by the pods in `exclude` are left out (the caller counts them otherwise).
     """
-    counts: dict[str, int] = {}
-    for gpunode in gpunodes:
-        count = sum(1 for device in gpunode.unhealthy if device.pod not in exclude)
-        if count:
-            counts[gpunode.node] = count
-    return counts
+    reported = gpunode.unhealthy if gpunode is not None else ()
+    excluded = sum(1 for device in reported if device.pod is not None and device.pod in exclude)
+    free = sum(1 for device in reported if device.pod is None)
+    withheld = node.withheld_gpus
+    return NodeHealth(
+        unhealthy=max(0, max(len(reported), withheld) - excluded),
+        handed_out=free > withheld,
+    )

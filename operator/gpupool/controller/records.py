@@ -369,6 +369,8 @@ def team_record(body: Mapping[str, Any]) -> TeamRecord:
 @dataclass(frozen=True, slots=True)
 class NodeRecord:
     name: str
+    # status.allocatable: what the kubelet hands out. The device plugin (NVIDIA's) leaves
+    # the GPUs it finds unhealthy out of it, not out of status.capacity.
     gpus: int
     ready: bool
     schedulable: bool
@@ -376,6 +378,12 @@ class NodeRecord:
     zone: str
     nvlink_domain: str
     not_ready_reason: str = ""
+    capacity_gpus: int = 0
+
+    @property
+    def withheld_gpus(self) -> int:
+        """GPUs the device plugin reports unhealthy: in the capacity, not allocatable."""
+        return max(0, self.capacity_gpus - self.gpus)
 
 
 def node_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> NodeRecord:
@@ -383,6 +391,7 @@ def node_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> NodeRe
     labels = metadata.get("labels") or {}
     status = body.get("status") or {}
     allocatable = status.get("allocatable") or {}
+    capacity = status.get("capacity") or {}
     ready_condition = next(
         (c for c in status.get("conditions") or () if c.get("type") == "Ready"), None
     )
@@ -403,6 +412,7 @@ def node_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> NodeRe
         zone=str(labels.get(LABEL_ZONE, "")),
         nvlink_domain=str(labels.get(LABEL_NVLINK, "")),
         not_ready_reason=reason,
+        capacity_gpus=_int(capacity.get(GPU_RESOURCE, allocatable.get(GPU_RESOURCE))),
     )
 
 

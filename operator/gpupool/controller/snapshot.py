@@ -22,7 +22,7 @@ from gpupool.controller.cache import AssumedWorker, BackOff, SchedulingCache
 from gpupool.controller.failures import (
     Fault,
     job_faults,
-    unhealthy_counts,
+    node_health,
     unhealthy_gpu_users,
 )
 from gpupool.controller.idle import JobUtilization, job_utilization
@@ -511,20 +511,21 @@ def build_snapshot(
         if team is not None:
             charged[team] = charged.get(team, 0) + gpus
     foreign_pods.update((other.namespace, other.name) for other in indexed.other_gpu_pods())
-    # A foreign pod on an unhealthy GPU is already out of the capacity: not twice.
-    unhealthy = unhealthy_counts(indexed.gpunodes.values(), exclude=foreign_pods)
     nodes = []
     for record in indexed.nodes.values():
-        if record.gpus <= 0:
+        total = max(record.capacity_gpus, record.gpus)
+        if total <= 0:
             continue
+        # A foreign pod on an unhealthy GPU is already out of the capacity: not twice.
+        health = node_health(record, indexed.gpunodes.get(record.name), exclude=foreign_pods)
         nodes.append(
             Node(
                 name=record.name,
-                gpus=record.gpus,
+                gpus=total,
                 unmanaged_gpus=foreign.get(record.name, 0),
-                unhealthy_gpus=min(unhealthy.get(record.name, 0), record.gpus),
+                unhealthy_gpus=min(health.unhealthy, total),
                 ready=record.ready,
-                schedulable=record.schedulable,
+                schedulable=record.schedulable and not health.handed_out,
                 rack=record.rack or None,
                 zone=record.zone or None,
                 nvlink_domain=record.nvlink_domain or None,

@@ -196,13 +196,22 @@ def make_other_pod(key: str, *, node: str = "node-1", gpus: int = 1) -> GPUPodRe
     return record
 
 
-def make_node(name: str, gpus: int = 8, *, ready: bool = True, rack: str = "") -> NodeRecord:
+def make_node(
+    name: str,
+    gpus: int = 8,
+    *,
+    ready: bool = True,
+    rack: str = "",
+    withheld: int = 0,
+) -> NodeRecord:
+    """`withheld`: GPUs the device plugin found unhealthy (in capacity, not allocatable)."""
     labels = {"gpupool.io/rack": rack} if rack else {}
     return node_record(
         {
             "metadata": {"name": name, "labels": labels},
             "status": {
-                "allocatable": {"nvidia.com/gpu": str(gpus)},
+                "capacity": {"nvidia.com/gpu": str(gpus)},
+                "allocatable": {"nvidia.com/gpu": str(gpus - withheld)},
                 "conditions": [
                     {
                         "type": "Ready",
