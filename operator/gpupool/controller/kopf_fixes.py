@@ -1,4 +1,4 @@
-"""Two fixes for kopf with many watched objects (applied on import).
+"""Fixes for kopf with many watched objects (`apply()`, called on import of the handlers).
 
 1. Start-up with many indexed objects.
 
@@ -16,8 +16,10 @@ largest single item of the operator's CPU (18 % of its samples in a reclaim burs
 kopf's API module gets a `json` whose `loads` is orjson's (the same documents, a few
 times faster); everything else is the standard module's.
 
-These replace two methods of a kopf-internal class and a global of a kopf-internal
-module; `apply()` refuses (loudly) to patch a kopf that no longer looks the way this was
+3. Objects deleted while kopf re-listed: `controller/kopf_relist.py`.
+
+These replace two methods of a kopf-internal class and globals of kopf-internal
+modules; `apply()` refuses (loudly) to patch a kopf that no longer looks the way this was
 written against.
 """
 
@@ -29,6 +31,8 @@ from typing import Any
 import orjson
 from kopf._cogs.aiokits.aiotoggles import Toggle, ToggleSet
 from kopf._cogs.clients import api
+
+from gpupool.controller import kopf_relist
 
 
 async def _make_toggle(self: ToggleSet, __val: bool = False, *, name: str | None = None) -> Toggle:
@@ -71,3 +75,4 @@ def apply() -> None:
     if getattr(api, "json", None) not in (json, FAST_JSON) or not uses_json:
         raise RuntimeError("kopf's watch stream changed: review gpupool.controller.kopf_fixes")
     api.json = FAST_JSON  # type: ignore[attr-defined,assignment]
+    kopf_relist.apply()
