@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test unit integration lint fmt crds bench demo bins cluster-up cluster-down clean
+.PHONY: help venv test unit integration lint fmt crds lock bench demo bins cluster-up cluster-down clean
 
 help:
 	@echo "make demo    run the demo on the embedded local control plane"
@@ -44,6 +44,12 @@ test: lint bins
 
 crds: venv
 	$(BIN)/gpupool crds
+
+# The image's exact dependencies, with hashes, for every platform (the Dockerfile
+# installs them with --require-hashes); run after changing pyproject.toml's dependencies.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
+		--custom-compile-command 'make lock' --quiet -o requirements.lock
 
 bench: venv bins
 	bash benchmarks/run.sh

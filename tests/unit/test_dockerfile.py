@@ -63,6 +63,13 @@ def test_the_agent_entrypoint_is_the_agent_command_alone(
     assert "COMMAND" not in shown
 
 
+def test_the_image_installs_the_locked_dependencies_then_the_wheel_alone() -> None:
+    text = DOCKERFILE.read_text()
+    assert "COPY requirements.lock /tmp/requirements.lock" in text
+    locked = text.index("pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock")
+    assert locked < text.index("pip install --no-cache-dir --no-deps /tmp/wheels/*.whl")
+
+
 def test_the_image_runs_as_non_root_from_a_wheel() -> None:
     instructions = _instructions()
     stages = [rest for keyword, rest in instructions if keyword == "FROM"]
