@@ -1,9 +1,11 @@
 """kopf's login with gpupool's credentials, so that kopf and gpupool's client follow
 the same kubeconfig, context and in-cluster rules and authenticate the same way
-(client certificates, tokens, rotating token files, exec plugins)."""
+(client certificates, tokens, rotating token files, exec plugins, auth-provider,
+proxies)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 
@@ -17,13 +19,16 @@ from gpupool.k8s.kubeconfig import load_credentials
 async def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
     """What kopf needs; it logs in again once `expiration` passes or on a 401."""
     try:
-        credentials = load_credentials(kubeconfig)
+        # In a thread: reading a kubeconfig may run its exec plugin.
+        credentials = await asyncio.to_thread(load_credentials, kubeconfig)
         authorization = Authorization(credentials)
         header = await authorization.header()
     except CredentialsError as error:
         raise kopf.LoginError(str(error)) from error
     if credentials.tls_server_name:
         raise kopf.LoginError(f"{credentials.source}: kopf does not support tls-server-name")
+    if credentials.impersonation:
+        raise kopf.LoginError(f"{credentials.source}: kopf does not support impersonation")
     scheme, _, token = (header or "").partition(" ")
     ca, certificate, key = credentials.ca, credentials.client_certificate, credentials.client_key
     expiration = None
@@ -41,5 +46,6 @@ async def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
         scheme=scheme or None,
         token=token or None,
         default_namespace=credentials.namespace,
+        proxy_url=credentials.proxy,
         expiration=expiration,
     )

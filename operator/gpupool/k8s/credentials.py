@@ -1,25 +1,28 @@
 """What the client needs to reach and authenticate to one API server, and the
 Authorization header it sends, kept fresh: token files are re-read (bound
-service-account tokens rotate) and exec-plugin tokens are renewed when they expire.
+service-account tokens rotate), and a kubeconfig's credentials are fetched anew when
+they expire or the server refuses them (its exec plugin runs again).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import ssl
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpupool.k8s.errors import CredentialsError
-from gpupool.k8s.execplugin import ExecPlugin, run_exec_plugin
 
 # Certificates and keys, either a file to read or the PEM bytes themselves.
 Pem = Path | bytes
+
+# A new Authorization header and when it expires (seconds since the epoch; None: when
+# the server refuses it).
+Reauthorize = Callable[[], tuple[str | None, float | None]]
 
 # client-go re-reads token files once a minute; the kubelet renews projected tokens
 # well before they expire, so this never sends a stale one.
@@ -30,9 +33,11 @@ TOKEN_FILE_PERIOD = 60.0
 class Credentials:
     """One API server and how to authenticate to it (from a kubeconfig or in-cluster).
 
-    At most one of token/token_file, username/password and exec_plugin is set; a
-    client certificate may come with any of them. A token_file, when set, is re-read
-    every TOKEN_FILE_PERIOD seconds.
+    At most one of token, token_file and authorization is set; a client certificate
+    may come with any of them. A token_file, when set, is re-read every
+    TOKEN_FILE_PERIOD seconds. `authorization` is a ready header (a kubeconfig's
+    Bearer or Basic credentials), valid until `authorization_expires`; `reauthorize`
+    (a kubeconfig read again) gives the next one.
     """
 
     server: str
@@ -43,24 +48,30 @@ class Credentials:
     tls_server_name: str | None = None
     token: str | None = None
     token_file: Path | None = None
-    username: str | None = None
-    password: str | None = None
-    exec_plugin: ExecPlugin | None = None
+    authorization: str | None = None
+    authorization_expires: float | None = None
+    reauthorize: Reauthorize | None = field(default=None, compare=False, repr=False)
+    # An http(s) proxy to reach the server through (proxy-url, or $HTTPS_PROXY unless
+    # $NO_PROXY exempts the server).
+    proxy: str | None = None
+    # Impersonate-* headers (a kubeconfig user's `as`, `as-groups`, ...).
+    impersonation: tuple[tuple[str, str], ...] = ()
     namespace: str | None = None
     source: str = "explicit credentials"
 
     def with_token(self, token: str) -> Credentials:
         """The same server, authenticating with `token` only (no client certificate,
-        which the API server would check first)."""
+        which the API server would check first, and no impersonation)."""
         return dataclasses.replace(
             self,
             client_certificate=None,
             client_key=None,
             token=token,
             token_file=None,
-            username=None,
-            password=None,
-            exec_plugin=None,
+            authorization=None,
+            authorization_expires=None,
+            reauthorize=None,
+            impersonation=(),
         )
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -106,6 +117,10 @@ class Authorization:
         self._header: str | None = None
         # The clock reading until which the header may be sent without fetching it anew.
         self.valid_until = float("-inf")
+        if credentials.authorization is not None:
+            self._header = credentials.authorization
+            expires = credentials.authorization_expires
+            self.valid_until = float("inf") if expires is None else expires
         self._refreshing = asyncio.Lock()
 
     async def header(self) -> str | None:
@@ -126,18 +141,16 @@ class Authorization:
                 if self._header is None:
                     raise
             self.valid_until = self.clock() + TOKEN_FILE_PERIOD
-        elif credentials.exec_plugin is not None:
-            issued = await run_exec_plugin(credentials.exec_plugin, _cluster_info(credentials))
-            self._header = f"Bearer {issued.token}"
-            self.valid_until = issued.expires_at if issued.expires_at is not None else float("inf")
+        elif credentials.reauthorize is not None:
+            # In a thread: an exec plugin may take a while (or prompt).
+            header, expires = await asyncio.to_thread(credentials.reauthorize)
+            self._header = header
+            self.valid_until = float("inf") if expires is None else expires
         elif credentials.token is not None:
             self._header = f"Bearer {credentials.token}"
             self.valid_until = float("inf")
-        elif credentials.username is not None:
-            basic = f"{credentials.username}:{credentials.password or ''}".encode()
-            self._header = f"Basic {base64.b64encode(basic).decode()}"
-            self.valid_until = float("inf")
         else:
+            self._header = credentials.authorization
             self.valid_until = float("inf")
 
     def forget(self) -> None:
@@ -153,19 +166,3 @@ def _read_token(path: Path) -> str:
     if not token:
         raise CredentialsError(f"token file {path} is empty")
     return token
-
-
-def _cluster_info(credentials: Credentials) -> dict[str, object]:
-    """spec.cluster of the ExecCredential, for plugins that ask for it."""
-    cluster: dict[str, object] = {
-        "server": credentials.server,
-        "insecure-skip-tls-verify": credentials.insecure_skip_tls_verify,
-    }
-    ca = credentials.ca
-    if isinstance(ca, Path):
-        ca = ca.read_bytes()
-    if ca is not None:
-        cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
-    if credentials.tls_server_name:
-        cluster["tls-server-name"] = credentials.tls_server_name
-    return cluster

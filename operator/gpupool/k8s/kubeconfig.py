@@ -1,34 +1,37 @@
 """Credentials from a kubeconfig or, inside a pod, from its service account.
 
-What kubectl reads, minus what gpupool has no use for: the current (or a named)
-context; its cluster's server, certificate authority (file or data),
-insecure-skip-tls-verify and tls-server-name; its user's client certificate and key
-(file or data) and one of token/tokenFile, username/password or an exec plugin
-(`gpupool.k8s.execplugin`). KUBECONFIG may list several files, merged as kubectl
-merges them: the first file to set current-context, or to name a cluster, user or
-context, wins. Relative paths are relative to the file that holds them. Fields
-gpupool does not support (auth-provider, proxy-url, impersonation) are refused with
-an error naming them rather than ignored.
+`load_credentials` is the one way gpupool reads a cluster's address and credentials:
+the CLI, the operator (and kopf's login), the agent, the demo and the benchmarks.
+
+Kubeconfigs are read by the `kubernetes` package's loader, which handles what users'
+kubeconfigs hold: certificate authorities and client certificates as files or data,
+tokens and tokenFile, username/password, exec credential plugins (tokens or client
+certificates; their prompts reach the terminal), auth-provider (oidc, gcp),
+`proxy-url`, and $HTTPS_PROXY/$NO_PROXY. gpupool adds what that loader leaves out:
+impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`) and kubectl's merge rule
+for current-context (the first file of $KUBECONFIG that sets it wins).
+
+In a pod, with no kubeconfig or context named, the service account is read here
+without that package: importing it costs about 20 MB of memory, which the agent on
+every GPU node and the operator do not pay.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
+import contextlib
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gpupool.k8s.credentials import Credentials, Pem
+from gpupool.k8s.credentials import Credentials
 from gpupool.k8s.errors import CredentialsError
-from gpupool.k8s.execplugin import API_VERSIONS, ExecPlugin
 
 SERVICE_ACCOUNT = Path("var/run/secrets/kubernetes.io/serviceaccount")
-UNSUPPORTED_CLUSTER_FIELDS = ("proxy-url",)
-UNSUPPORTED_USER_FIELDS = ("auth-provider", "as", "as-uid", "as-groups", "as-user-extra")
 
 
 def load_credentials(
@@ -39,7 +42,9 @@ def load_credentials(
     root: Path = Path("/"),
 ) -> Credentials:
     """The pod's service account when in a pod and no kubeconfig or context is named,
-    else the kubeconfig (`kubeconfig`, else $KUBECONFIG, else ~/.kube/config)."""
+    else the kubeconfig (`kubeconfig`, else $KUBECONFIG, else ~/.kube/config).
+
+    Raises CredentialsError naming the file and what is wrong with it."""
     if kubeconfig is None and context is None:
         in_cluster = in_cluster_credentials(environ=environ, root=root)
         if in_cluster is not None:
@@ -87,225 +92,227 @@ def kubeconfig_paths(kubeconfig: str | None, environ: Mapping[str, str] = os.env
     return [(Path(home) if home else Path.home()) / ".kube" / "config"]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """A named cluster, user or context, with the directory its relative paths use."""
+def load_kubeconfig(paths: list[Path], context: str | None = None) -> Credentials:
+    """The credentials of `context` (default: current-context) in the merged files.
 
-    fields: Mapping[str, Any]
-    directory: Path
-    where: str
+    Authenticates as the kubeconfig says: runs its exec plugin, refreshes its
+    auth-provider token (written back to the file, as kubectl does)."""
+    kubeconfig = _Kubeconfig.read(paths, context)
+    return kubeconfig.credentials()
+
+
+def kubeconfig_namespace(paths: list[Path], context: str | None = None) -> str | None:
+    """The namespace of the (current) context, without authenticating."""
+    return _Kubeconfig.read(paths, context).namespace
 
 
 @dataclass
-class _Merged:
-    current_context: str | None
-    clusters: dict[str, _Entry]
-    users: dict[str, _Entry]
-    contexts: dict[str, _Entry]
-    files: str
+class _Kubeconfig:
+    """One context of merged kubeconfig files, as the kubernetes package reads it."""
 
+    paths: list[Path]
+    context: str
+    loader: Any  # kubernetes.config.kube_config.KubeConfigLoader
+    user: Mapping[str, Any]
+    where: str
+    namespace: str | None = None
+    errors: list[str] = field(default_factory=list)
+    user_file: Path | None = None  # the file that defines the user
 
-def load_kubeconfig(paths: list[Path], context: str | None = None) -> Credentials:
-    """The credentials of `context` (default: current-context) in the merged files."""
-    merged = _merge(paths)
-    name = context or merged.current_context
-    if not name:
-        raise CredentialsError(f"kubeconfig {merged.files}: no current-context, and none named")
-    chosen = merged.contexts.get(name)
-    if chosen is None:
-        raise CredentialsError(f"kubeconfig {merged.files}: no context named {name!r}")
-    cluster_name = _string(chosen, "cluster")
-    if not cluster_name:
-        raise CredentialsError(f"{chosen.where}: missing field 'cluster'")
-    cluster = merged.clusters.get(cluster_name)
-    if cluster is None:
-        raise CredentialsError(f"{chosen.where}: names cluster {cluster_name!r}, not in clusters")
-    user_name = _string(chosen, "user")
-    user = None
-    if user_name:
-        user = merged.users.get(user_name)
-        if user is None:
-            raise CredentialsError(f"{chosen.where}: names user {user_name!r}, not in users")
-    source = f"kubeconfig {merged.files} (context {name!r})"
-    return _credentials(cluster, user, _string(chosen, "namespace"), source)
+    @classmethod
+    def read(cls, paths: list[Path], context: str | None) -> _Kubeconfig:
+        import yaml
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
-
-def _merge(paths: list[Path]) -> _Merged:
-    merged = _Merged(None, {}, {}, {}, os.pathsep.join(str(p) for p in paths))
-    found = False
-    for path in paths:
-        if len(paths) > 1 and not path.is_file():
-            continue  # kubectl skips missing KUBECONFIG entries
-        document = _read(path)
-        found = True
-        if merged.current_context is None and document.get("current-context"):
-            merged.current_context = str(document["current-context"])
-        for section, into in (
-            ("clusters", merged.clusters),
-            ("users", merged.users),
-            ("contexts", merged.contexts),
-        ):
-            singular = section[:-1]
-            for index, item in enumerate(document.get(section) or []):
-                if not isinstance(item, dict) or not item.get("name"):
-                    raise CredentialsError(f"kubeconfig {path}: {section}[{index}] has no name")
-                fields = item.get(singular) or {}
-                where = f"kubeconfig {path}: {singular} {item['name']!r}"
-                if not isinstance(fields, dict):
-                    raise CredentialsError(f"{where}: {singular!r} is not a mapping")
-                into.setdefault(str(item["name"]), _Entry(fields, path.parent, where))
-    if not found:
-        raise CredentialsError(f"kubeconfig: none of {merged.files} exists")
-    return merged
-
-
-def _read(path: Path) -> dict[str, Any]:
-    import yaml  # only kubeconfig users pay for it; in a pod the agent never loads it
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CredentialsError(f"kubeconfig {path}: {error.strerror or error}") from error
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise CredentialsError(f"kubeconfig {path}: not YAML: {error}") from error
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise CredentialsError(f"kubeconfig {path}: not a kubeconfig (a mapping at the top)")
-    return document
-
-
-def _credentials(
-    cluster: _Entry, user: _Entry | None, namespace: str | None, source: str
-) -> Credentials:
-    for unsupported in UNSUPPORTED_CLUSTER_FIELDS:
-        if cluster.fields.get(unsupported):
-            raise CredentialsError(f"{cluster.where}: {unsupported!r} is not supported by gpupool")
-    server = _string(cluster, "server")
-    if not server:
-        raise CredentialsError(f"{cluster.where}: missing field 'server'")
-    insecure = cluster.fields.get("insecure-skip-tls-verify", False)
-    if not isinstance(insecure, bool):
-        raise CredentialsError(f"{cluster.where}: 'insecure-skip-tls-verify' is not a boolean")
-    base = Credentials(
-        server=server,
-        ca=_pem(cluster, "certificate-authority"),
-        insecure_skip_tls_verify=insecure,
-        tls_server_name=_string(cluster, "tls-server-name"),
-        namespace=namespace,
-        source=source,
-    )
-    if user is None:
-        return base
-    return _with_user(base, user)
-
-
-def _with_user(base: Credentials, user: _Entry) -> Credentials:
-    for unsupported in UNSUPPORTED_USER_FIELDS:
-        if user.fields.get(unsupported):
-            raise CredentialsError(f"{user.where}: {unsupported!r} is not supported by gpupool")
-    certificate = _pem(user, "client-certificate")
-    key = _pem(user, "client-key")
-    if (certificate is None) != (key is None):
-        missing = "client-key" if key is None else "client-certificate"
-        raise CredentialsError(f"{user.where}: missing field {missing!r} (or {missing}-data)")
-    token = _string(user, "token")
-    token_file = _path(user, "tokenFile")
-    username = _string(user, "username")
-    plugin = _exec_plugin(user)
-    methods = [
-        name
-        for name, present in (
-            ("token/tokenFile", token is not None or token_file is not None),
-            ("username/password", username is not None),
-            ("exec", plugin is not None),
-        )
-        if present
-    ]
-    if len(methods) > 1:
-        raise CredentialsError(f"{user.where}: more than one way to authenticate: {methods}")
-    if token_file is not None and not token_file.is_file():
-        raise CredentialsError(f"{user.where}: tokenFile {token_file} does not exist")
-    return dataclasses.replace(
-        base,
-        client_certificate=certificate,
-        client_key=key,
-        token=token,
-        token_file=token_file,
-        username=username,
-        password=_string(user, "password"),
-        exec_plugin=plugin,
-    )
-
-
-def _exec_plugin(user: _Entry) -> ExecPlugin | None:
-    spec = user.fields.get("exec")
-    if not spec:
-        return None
-    where = f"{user.where}: exec"
-    if not isinstance(spec, dict):
-        raise CredentialsError(f"{where} is not a mapping")
-    exec_entry = _Entry(spec, user.directory, where)
-    command = _string(exec_entry, "command")
-    if not command:
-        raise CredentialsError(f"{where}: missing field 'command'")
-    if os.sep in command and not os.path.isabs(command):
-        command = str(user.directory / command)
-    api_version = _string(exec_entry, "apiVersion")
-    if api_version not in API_VERSIONS:
-        raise CredentialsError(
-            f"{where}: apiVersion {api_version!r} is not one of {', '.join(API_VERSIONS)}"
-        )
-    if spec.get("interactiveMode") == "Always":
-        raise CredentialsError(
-            f"{where}: interactiveMode Always needs a terminal, which gpupool never has"
-        )
-    args = spec.get("args") or []
-    env = spec.get("env") or []
-    if not isinstance(args, list) or not isinstance(env, list):
-        raise CredentialsError(f"{where}: 'args' and 'env' must be lists")
-    try:
-        variables = tuple((str(v["name"]), str(v["value"])) for v in env)
-    except (KeyError, TypeError) as error:
-        raise CredentialsError(f"{where}: every env entry needs a name and a value") from error
-    return ExecPlugin(
-        command=command,
-        api_version=api_version,
-        args=tuple(str(a) for a in args),
-        env=variables,
-        provide_cluster_info=bool(spec.get("provideClusterInfo", False)),
-        install_hint=_string(exec_entry, "installHint"),
-        source=user.where,
-    )
-
-
-def _string(entry: _Entry, field: str) -> str | None:
-    value = entry.fields.get(field)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise CredentialsError(f"{entry.where}: {field!r} is not a string")
-    return value
-
-
-def _path(entry: _Entry, field: str) -> Path | None:
-    value = _string(entry, field)
-    if value is None:
-        return None
-    return entry.directory / Path(value).expanduser()
-
-
-def _pem(entry: _Entry, field: str) -> Pem | None:
-    """`field`-data (base64, wins as in kubectl) or the file `field` names."""
-    data = _string(entry, f"{field}-data")
-    if data is not None:
+        files = os.pathsep.join(str(p) for p in paths)
+        where = f"kubeconfig {files}"
+        # kubectl skips missing entries of a list, not a file named on its own.
+        existing = [p for p in paths if p.is_file()] if len(paths) > 1 else paths
+        if not existing or not existing[0].is_file():
+            raise CredentialsError(f"kubeconfig: none of {files} exists")
         try:
-            return base64.b64decode("".join(data.split()), validate=True)
-        except binascii.Error as error:
-            raise CredentialsError(f"{entry.where}: {field}-data is not base64") from error
-    path = _path(entry, field)
-    if path is not None and not path.is_file():
-        raise CredentialsError(f"{entry.where}: {field} {path} does not exist")
-    return path
+            try:
+                merger = KubeConfigMerger(os.pathsep.join(str(p) for p in existing))  # type: ignore[no-untyped-call]
+            except (TypeError, AttributeError) as error:
+                raise CredentialsError(
+                    f"{where}: not a kubeconfig (a mapping at the top)"
+                ) from error
+            raw = [merger.config_files[p] for p in merger.paths]
+            # kubectl: the first file that sets current-context wins (the package: the last).
+            name = context or next(
+                (str(d["current-context"]) for d in raw if d.get("current-context")), None
+            )
+            if not name:
+                raise CredentialsError(f"{where}: no current-context, and none named")
+            if merger.config["contexts"].get_with_name(name, safe=True) is None:
+                raise CredentialsError(f"{where}: no context named {name!r}")
+            loader = KubeConfigLoader(  # type: ignore[no-untyped-call]
+                config_dict=merger.config,
+                active_context=name,
+                config_base_path=None,
+                config_persister=merger.save_changes,
+            )
+        except OSError as error:
+            raise CredentialsError(f"{where}: {error.strerror or error}") from error
+        except yaml.YAMLError as error:
+            raise CredentialsError(f"{where}: not YAML: {error}") from error
+        except ConfigException as error:
+            raise CredentialsError(f"{where}: {error}") from error
+        selected = loader.current_context["context"]
+        where = f"kubeconfig {files} (context {name!r})"
+        # The loader already refused a context whose cluster is not in clusters.
+        cluster = merger.config["clusters"].get_with_name(selected.get("cluster"))
+        if not (cluster.value.get("cluster") or {}).get("server"):
+            raise CredentialsError(f"{where}: cluster {selected.get('cluster')!r} has no 'server'")
+        user: Mapping[str, Any] = {}
+        user_file: Path | None = None
+        if selected.get("user"):
+            entry = merger.config["users"].get_with_name(selected["user"], safe=True)
+            if entry is None:
+                raise CredentialsError(f"{where}: names user {selected['user']!r}, not in users")
+            user = entry.value.get("user") or {}
+            user_file = Path(entry.path) if entry.path else None
+        kubeconfig = cls(existing, name, loader, user, where, selected.get("namespace") or None)
+        kubeconfig.user_file = user_file
+        return kubeconfig
+
+    def credentials(self) -> Credentials:
+        from kubernetes.client import Configuration
+        from kubernetes.client.rest import is_socks_proxy_url, should_bypass_proxies
+        from kubernetes.config.config_exception import ConfigException
+
+        configuration = Configuration()  # reads $HTTPS_PROXY, $HTTP_PROXY, $NO_PROXY
+        try:
+            with _plugin_terminal(), _logged_errors(self.errors):
+                self.loader.load_and_set(configuration)
+        except ConfigException as error:
+            raise CredentialsError(f"{self.where}: {error}") from error
+        except OSError as error:
+            raise CredentialsError(
+                f"{self.where}: {error.filename or ''}: {error.strerror or error}"
+            ) from error
+        except Exception as error:  # the package's auth-providers fail in many ways
+            raise CredentialsError(f"{self.where}: {type(error).__name__}: {error}") from error
+        header = configuration.api_key.get("BearerToken")
+        if header is None and not configuration.cert_file:
+            self._refuse_silent_failure()
+        if bool(configuration.cert_file) != bool(configuration.key_file):
+            missing = "client-key" if configuration.cert_file else "client-certificate"
+            raise CredentialsError(f"{self.where}: missing {missing!r} (or {missing}-data)")
+        proxy = configuration.proxy
+        if proxy and should_bypass_proxies(configuration.host, configuration.no_proxy or ""):
+            proxy = None
+        if proxy and is_socks_proxy_url(proxy):  # type: ignore[no-untyped-call]
+            raise CredentialsError(f"{self.where}: socks proxies ({proxy}) are not supported")
+        expiry = getattr(self.loader, "expiry", None)
+        token_file = self._token_file()
+        return Credentials(
+            server=configuration.host,
+            ca=Path(configuration.ssl_ca_cert) if configuration.ssl_ca_cert else None,
+            client_certificate=Path(configuration.cert_file) if configuration.cert_file else None,
+            client_key=Path(configuration.key_file) if configuration.key_file else None,
+            insecure_skip_tls_verify=not configuration.verify_ssl,
+            tls_server_name=configuration.tls_server_name,
+            token_file=token_file,
+            authorization=None if token_file else header,
+            authorization_expires=expiry.timestamp() if isinstance(expiry, datetime) else None,
+            reauthorize=None if token_file else self._reauthorize,
+            proxy=proxy,
+            impersonation=impersonation_headers(self.user, self.where),
+            namespace=self.namespace,
+            source=self.where,
+        )
+
+    def _token_file(self) -> Path | None:
+        """A user's tokenFile, re-read as client-go does (the package reads it once)."""
+        value = self.user.get("tokenFile")
+        if not value or self.user.get("token") or self.user_file is None:
+            return None
+        return self.user_file.parent / Path(str(value)).expanduser()
+
+    def _reauthorize(self) -> tuple[str | None, float | None]:
+        """A new Authorization header: the files read again, the exec plugin run again."""
+        fresh = load_kubeconfig(self.paths, self.context)
+        return fresh.authorization, fresh.authorization_expires
+
+    def _refuse_silent_failure(self) -> None:
+        """The package logs a failing exec plugin and goes on without credentials."""
+        if self.user.get("exec"):
+            detail = self.errors[-1] if self.errors else "it issued no credentials"
+            command = self.user["exec"].get("command")
+            hint = self.user["exec"].get("installHint")
+            raise CredentialsError(
+                f"{self.where}: exec plugin {command!r}: {detail}"
+                + (f" ({str(hint).strip()})" if hint else "")
+            )
+        provider = self.user.get("auth-provider")
+        if provider:
+            name = provider.get("name") if isinstance(provider, dict) else provider
+            raise CredentialsError(
+                f"{self.where}: auth-provider {name!r} issued no token "
+                "(the kubernetes package supports oidc and gcp)"
+            )
+
+
+def impersonation_headers(user: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    """kubectl's --as flags from a kubeconfig user, as the API server's headers."""
+    headers: list[tuple[str, str]] = []
+    if user.get("as"):
+        headers.append(("Impersonate-User", str(user["as"])))
+    if user.get("as-uid"):
+        headers.append(("Impersonate-Uid", str(user["as-uid"])))
+    for group in user.get("as-groups") or ():
+        headers.append(("Impersonate-Group", str(group)))
+    extra = user.get("as-user-extra") or {}
+    if not isinstance(extra, dict):
+        raise CredentialsError(f"{where}: 'as-user-extra' is not a mapping")
+    for key, values in extra.items():
+        for value in values if isinstance(values, list) else [values]:
+            headers.append((f"Impersonate-Extra-{key}", str(value)))
+    if headers and not user.get("as"):
+        raise CredentialsError(f"{where}: impersonation needs 'as' (the user to act as)")
+    return tuple(headers)
+
+
+@contextlib.contextmanager
+def _plugin_terminal() -> Iterator[None]:
+    """Let exec plugins prompt whenever gpupool runs in a terminal.
+
+    The package lets a plugin use the terminal (stdin, stderr) only when sys.stdout is
+    one; kubectl asks whether stdin is, so `gpupool status | less` still prompts there.
+    The plugin's stdout is a pipe either way: only its credential is read from it.
+    """
+    if _tty(sys.stdout) or not (_tty(sys.stdin) and _tty(sys.stderr)):
+        yield
+        return
+    original = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = original
+
+
+def _tty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _logged_errors(into: list[str]) -> Iterator[None]:
+    """Collect what the package logs as errors (it logs a failing exec plugin)."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            into.append(record.getMessage())
+
+    handler = Collect(logging.ERROR)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)

@@ -7,7 +7,7 @@ from typing import Any
 
 from gpupool.k8s.client import KubeClient
 from gpupool.k8s.errors import CredentialsError
-from gpupool.k8s.kubeconfig import kubeconfig_paths, load_kubeconfig
+from gpupool.k8s.kubeconfig import kubeconfig_namespace, kubeconfig_paths
 from gpupool.k8s.resources import EVENTS, Resource
 
 JSON = dict[str, Any]
@@ -49,9 +49,10 @@ def event_time(event: JSON) -> str:
 
 
 def context_namespace(kubeconfig: str | None, context: str | None) -> str:
-    """The namespace of the kubeconfig's (current) context, as kubectl would use it."""
+    """The namespace of the kubeconfig's (current) context, as kubectl would use it
+    (read without authenticating: no exec plugin runs for it)."""
     try:
-        namespace = load_kubeconfig(kubeconfig_paths(kubeconfig), context).namespace
+        namespace = kubeconfig_namespace(kubeconfig_paths(kubeconfig), context)
     except CredentialsError:
         return "default"
     return namespace or "default"

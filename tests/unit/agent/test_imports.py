@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 NOT_THE_AGENT = ("gpupool.api", "gpupool.agent.fake", "gpupool.cli", "rich")
 
@@ -48,3 +49,23 @@ def test_gpupool_agent_runs_without_the_models_the_fakes_or_the_cli() -> None:
     )
     assert "gpupool.agent.main" in modules and "gpupool.k8s.kubeconfig" in modules
     assert among(modules, NOT_THE_AGENT) == []
+
+
+def test_in_a_pod_the_agent_reads_its_service_account_without_the_kubernetes_package(
+    tmp_path: Path,
+) -> None:
+    """The kubernetes package (about 18 MB) is only for kubeconfigs: the DaemonSet's
+    agent uses its service account, read by gpupool's own small loader."""
+    account = tmp_path / "var/run/secrets/kubernetes.io/serviceaccount"
+    account.mkdir(parents=True)
+    (account / "token").write_text("token")
+    (account / "ca.crt").write_text("CA")
+    modules = loaded_by(
+        "from pathlib import Path\n"
+        "import gpupool.agent.main\n"
+        "from gpupool.k8s import KubeClient, load_credentials\n"
+        "environ = {'KUBERNETES_SERVICE_HOST': '10.0.0.1', 'KUBERNETES_SERVICE_PORT': '443'}\n"
+        f"KubeClient(load_credentials(environ=environ, root=Path({str(tmp_path)!r})))\n"
+    )
+    assert "gpupool.k8s.client" in modules
+    assert among(modules, ("kubernetes", "kopf")) == []

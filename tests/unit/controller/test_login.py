@@ -31,10 +31,12 @@ async def test_data_fields_and_a_token_reach_kopf(tmp_path: Path) -> None:
         {"client-certificate-data": data, "client-key-data": data, "token": "t"},
     )
     info = await connection_info(kubeconfig)
-    assert (info.server, info.ca_data, info.ca_path) == ("https://h:6443", b"PEM", None)
-    assert (info.certificate_data, info.private_key_data) == (b"PEM", b"PEM")
+    assert info.server == "https://h:6443"
+    # The kubernetes package's loader writes data fields to private files.
+    files = (info.ca_path, info.certificate_path, info.private_key_path)
+    assert [Path(str(f)).read_bytes() for f in files] == [b"PEM"] * 3
     assert (info.scheme, info.token, info.default_namespace) == ("Bearer", "t", "ns")
-    assert info.expiration is None
+    assert (info.expiration, info.proxy_url) == (None, None)
 
 
 async def test_a_token_file_expires_so_kopf_reads_it_again(tmp_path: Path) -> None:
@@ -49,6 +51,31 @@ async def test_a_token_file_expires_so_kopf_reads_it_again(tmp_path: Path) -> No
     assert info.ca_path == tmp_path / "ca.crt"
     assert info.token == "rotating"
     assert info.expiration is not None
+
+
+async def test_a_proxy_reaches_kopf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    kubeconfig = write_kubeconfig(
+        tmp_path / "config",
+        {
+            "server": "https://h:6443",
+            "insecure-skip-tls-verify": True,
+            "proxy-url": "http://p:3128",
+        },
+        {"token": "t"},
+    )
+    assert (await connection_info(kubeconfig)).proxy_url == "http://p:3128"
+
+
+async def test_what_kopf_cannot_do_is_a_login_error(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(
+        tmp_path / "config",
+        {"server": "https://h:6443", "insecure-skip-tls-verify": True},
+        {"token": "t", "as": "jane"},
+    )
+    with pytest.raises(kopf.LoginError, match="kopf does not support impersonation"):
+        await connection_info(kubeconfig)
 
 
 async def test_credential_errors_are_login_errors(tmp_path: Path) -> None:
