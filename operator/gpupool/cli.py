@@ -54,7 +54,7 @@ def root(
 def crds(
     out: str = typer.Option("crds", help="Directory for the generated CRD manifests."),
     chart: str = typer.Option(
-        "helm/gpupool/crds", help="The Helm chart's copy of the CRDs ('' to skip)."
+        "helm/gpupool/files/crds", help="The Helm chart's copy of the CRDs ('' to skip)."
     ),
     api_reference: str = typer.Option(
         "docs/api.md", help="The API reference generated from the models ('' to skip)."

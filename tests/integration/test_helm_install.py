@@ -3,6 +3,8 @@
 1. `helm install` of the whole chart: the API server accepts every object (CRDs, RBAC,
    the ValidatingAdmissionPolicy, the webhook configuration, the workloads), and with
    no operator instance serving, the documented failurePolicy (Fail) refuses a GPUJob.
+   `helm upgrade` applies changed CRDs (from the crds/ layout of 0.1.0, after adopting
+   them as the docs say, and between template releases); `helm uninstall` keeps them.
 2. The operator, authenticated as the chart's operator ServiceAccount (so with exactly
    the chart's RBAC) and electing itself leader through kopf peering, serves its
    webhook on 127.0.0.1 with a certificate from gpupool.webhook.certs; a
@@ -21,6 +23,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import uuid
@@ -77,14 +80,45 @@ def run_helm(helm: str, kubeconfig: Path, *args: str) -> str:
     return completed.stdout
 
 
+def chart_crds(chart: Path = CHART) -> list[str]:
+    """The names of the CRDs a chart installs."""
+    return sorted(
+        yaml.safe_load(path.read_text())["metadata"]["name"]
+        for path in (chart / "files" / "crds").glob("*.yaml")
+    )
+
+
+def adopt_crds(cluster: Cluster, name: str, namespace: str) -> None:
+    """Hand the CRDs already in the cluster to release `name`, as the chart's docs say
+    (CRDs applied with kubectl, by an older chart's crds/ or by another release)."""
+    existing = [
+        crd
+        for crd in chart_crds()
+        if cluster.kubectl("get", "crd", crd, "--ignore-not-found", "-o", "name").strip()
+    ]
+    if not existing:
+        return
+    cluster.kubectl("label", "crd", *existing, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+    cluster.kubectl(
+        "annotate",
+        "crd",
+        *existing,
+        f"meta.helm.sh/release-name={name}",
+        f"meta.helm.sh/release-namespace={namespace}",
+        "--overwrite",
+    )
+
+
 @contextlib.contextmanager
 def release(
     helm: str, cluster: Cluster, *sets: str, name: str | None = None
 ) -> Iterator[tuple[str, str, str]]:
-    """A release in a fresh namespace: (release, namespace, `helm install` output)."""
+    """A release in a fresh namespace: (release, namespace, `helm install` output). The
+    session's CRDs were applied with kubectl: the release adopts them."""
     name = name or f"r{uuid.uuid4().hex[:6]}"
     namespace = f"gpupool-{name}"
     cluster.create_namespace(namespace)
+    adopt_crds(cluster, name, namespace)
     args = ["install", name, str(CHART), "-n", namespace]
     for value in sets:
         args += ["--set", value]
@@ -149,6 +183,120 @@ def test_helm_install_is_accepted_whole(helm: str, cluster: Cluster) -> None:
             assert "gpujobs.gpupool.io" in refused.value.stderr
         finally:
             cluster.delete_namespace(f"{namespace}-jobs")
+
+
+# --- upgrades: the CRDs follow the chart -------------------------------------------------
+
+GPUJOB_CRD = "gpujobs.gpupool.io"
+
+
+def chart_copy(tmp_path: Path, version: str) -> Path:
+    chart = tmp_path / version / "gpupool"
+    shutil.copytree(CHART, chart)
+    metadata = yaml.safe_load((chart / "Chart.yaml").read_text())
+    metadata["version"] = version
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False))
+    return chart
+
+
+def edit_gpujob_crd(path: Path, edit: Any) -> None:
+    crd = yaml.safe_load(path.read_text())
+    edit(crd["spec"]["versions"][0])
+    path.write_text(yaml.safe_dump(crd, sort_keys=False))
+
+
+def old_chart(tmp_path: Path) -> Path:
+    """The chart as 0.1.0 shipped it: the CRDs in crds/ (Helm installs those once and
+    never upgrades them), and a GPUJob schema without spec.backoffLimit."""
+    chart = chart_copy(tmp_path, "0.0.9")
+    (chart / "templates" / "crds.yaml").unlink()
+    shutil.move(chart / "files" / "crds", chart / "crds")
+
+    def without_backoff_limit(version: JSON) -> None:
+        del version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["backoffLimit"]
+
+    edit_gpujob_crd(chart / "crds" / "gpupool.io_gpujobs.yaml", without_backoff_limit)
+    return chart
+
+
+def next_chart(tmp_path: Path) -> Path:
+    """A later chart whose GPUJob CRD has one more printer column."""
+    chart = chart_copy(tmp_path, "0.1.1")
+
+    def with_backoff_column(version: JSON) -> None:
+        column = {"name": "Backoff", "type": "integer", "jsonPath": ".spec.backoffLimit"}
+        version["additionalPrinterColumns"].append({**column, "priority": 1})
+
+    edit_gpujob_crd(chart / "files" / "crds" / "gpupool.io_gpujobs.yaml", with_backoff_column)
+    return chart
+
+
+def served_gpujob_crd(cluster: Cluster) -> JSON:
+    crd: JSON = cluster.kubectl_json("get", "crd", GPUJOB_CRD)
+    return crd
+
+
+def test_helm_upgrade_applies_changed_crds_and_uninstall_keeps_them(
+    helm: str, cluster: Cluster, tmp_path: Path
+) -> None:
+    """0.0.9 (CRDs in crds/) → adopt the CRDs as the docs say → upgrade to this chart:
+    the GPUJob schema gains spec.backoffLimit → upgrade to 0.1.1: a printer column more
+    → back to this chart → uninstall: the CRDs and a GPUJob stay."""
+    name = f"u{uuid.uuid4().hex[:6]}"
+    namespace = f"gpupool-{name}"
+    jobs = f"{namespace}-jobs"
+    old, later = old_chart(tmp_path), next_chart(tmp_path)
+    values = ["--set", "image.repository=gpupool.invalid/none", "--set", "webhook.enabled=false"]
+    cluster.create_namespace(namespace)
+    cluster.create_namespace(jobs)
+    try:
+        # The cluster as 0.0.9 left it: its CRDs (Helm skips crds/ when they exist).
+        cluster.kubectl("replace", "-f", str(old / "crds"))
+        run_helm(helm, cluster.kubeconfig, "install", name, str(old), "-n", namespace, *values)
+        spec = served_gpujob_crd(cluster)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        assert "backoffLimit" not in spec["properties"]["spec"]["properties"]
+
+        adopt_crds(cluster, name, namespace)
+        run_helm(helm, cluster.kubeconfig, "upgrade", name, str(CHART), "-n", namespace, *values)
+        served = served_gpujob_crd(cluster)
+        version = served["spec"]["versions"][0]
+        assert (
+            "backoffLimit"
+            in version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        )
+        assert served["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        cluster.create(gpujob(jobs, "survivor", backoffLimit=2))
+
+        run_helm(helm, cluster.kubeconfig, "upgrade", name, str(later), "-n", namespace, *values)
+        served = served_gpujob_crd(cluster)
+        columns = [c["name"] for c in served["spec"]["versions"][0]["additionalPrinterColumns"]]
+        assert columns[-1] == "Backoff"
+        assert served["metadata"]["labels"]["helm.sh/chart"] == "gpupool-0.1.1"
+        wide = cluster.kubectl("get", "gpujobs", "-n", jobs, "-o", "wide")
+        assert "BACKOFF" in wide.splitlines()[0]
+
+        run_helm(helm, cluster.kubeconfig, "upgrade", name, str(CHART), "-n", namespace, *values)
+        columns = [
+            c["name"]
+            for c in served_gpujob_crd(cluster)["spec"]["versions"][0]["additionalPrinterColumns"]
+        ]
+        assert "Backoff" not in columns
+
+        run_helm(helm, cluster.kubeconfig, "uninstall", name, "-n", namespace)
+        for crd in chart_crds():
+            assert cluster.kubectl("get", "crd", crd, "-o", "name").strip()
+        survivor = cluster.kubectl_json("get", "gpujob", "survivor", "-n", jobs)
+        assert survivor["spec"]["backoffLimit"] == 2
+    finally:
+        subprocess.run(
+            [helm, "--kubeconfig", str(cluster.kubeconfig), "uninstall", name, "-n", namespace],
+            capture_output=True,
+            timeout=120,
+        )
+        # Whatever happened, the session's later tests get this chart's CRDs.
+        cluster.kubectl("replace", "-f", str(CHART / "files" / "crds"))
+        cluster.delete_namespace(jobs)
+        cluster.delete_namespace(namespace)
 
 
 # --- the webhook, served by the operator on loopback --------------------------------------

@@ -374,7 +374,9 @@ def test_dashboard_configmap_renders_once_the_dashboard_exists(
 
 
 def test_the_chart_ships_kopfs_peering_crd_as_the_operator_defines_it() -> None:
-    shipped = yaml.safe_load((CHART / "crds" / "kopf.dev_clusterkopfpeerings.yaml").read_text())
+    shipped = yaml.safe_load(
+        (CHART / "files" / "crds" / "kopf.dev_clusterkopfpeerings.yaml").read_text()
+    )
     assert shipped == PEERING_CRD
 
 
@@ -394,3 +396,28 @@ def test_the_workload_helper_is_a_configmap_in_each_listed_namespace(
     for doc in shipped:
         # Byte for byte the module: what the examples mount is what the tests ran.
         assert doc["data"] == {"workload.py": WORKLOAD_SOURCE.read_text()}
+
+
+def test_the_crds_are_templates_that_helm_upgrade_applies(helm: str) -> None:
+    """Helm installs a chart's crds/ once and never upgrades them: the CRDs are rendered
+    as templates (spec exactly as generated), kept by `helm uninstall`."""
+    assert not (CHART / "crds").exists(), "crds/ would never be upgraded: use files/crds/"
+    rendered = {
+        doc["metadata"]["name"]: doc
+        for doc in render(helm, [])
+        if doc["kind"] == "CustomResourceDefinition"
+    }
+    generated = {
+        crd["metadata"]["name"]: crd
+        for crd in (yaml.safe_load(p.read_text()) for p in (CHART / "files" / "crds").glob("*"))
+    }
+    assert set(rendered) == set(generated) >= {"gpujobs.gpupool.io", "clusterkopfpeerings.kopf.dev"}
+    for name, crd in rendered.items():
+        assert crd["spec"] == generated[name]["spec"], name
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    unkept = [
+        d for d in render(helm, ["crds.keep=false"]) if d["kind"] == "CustomResourceDefinition"
+    ]
+    assert unkept and all("annotations" not in d["metadata"] for d in unkept)
+    assert "CustomResourceDefinition" not in kinds(render(helm, ["crds.install=false"]))

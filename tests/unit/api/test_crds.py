@@ -12,7 +12,7 @@ import yaml
 from gpupool.api.crdgen import RESOURCES, Resource, build_crd, file_name, rendered_crds
 
 ROOT = Path(__file__).resolve().parents[3]
-COPIES = [ROOT / "crds", ROOT / "helm" / "gpupool" / "crds"]
+COPIES = [ROOT / "crds", ROOT / "helm" / "gpupool" / "files" / "crds"]
 
 
 @pytest.mark.parametrize("directory", COPIES, ids=lambda p: str(p.relative_to(ROOT)))
