@@ -184,7 +184,8 @@ class _Kubeconfig:
 
         configuration = Configuration()  # reads $HTTPS_PROXY, $HTTP_PROXY, $NO_PROXY
         try:
-            with _plugin_terminal(), _logged_errors(self.errors):
+            prompts = (self.user.get("exec") or {}).get("interactiveMode") != "Never"
+            with _plugin_terminal(prompts), _logged_errors(self.errors):
                 self.loader.load_and_set(configuration)
         except ConfigException as error:
             raise CredentialsError(f"{self.where}: {error}") from error
@@ -276,14 +277,15 @@ def impersonation_headers(user: Mapping[str, Any], where: str) -> tuple[tuple[st
 
 
 @contextlib.contextmanager
-def _plugin_terminal() -> Iterator[None]:
-    """Let exec plugins prompt whenever gpupool runs in a terminal.
+def _plugin_terminal(prompts: bool) -> Iterator[None]:
+    """Let exec plugins prompt whenever gpupool runs in a terminal (unless the plugin's
+    interactiveMode is Never).
 
     The package lets a plugin use the terminal (stdin, stderr) only when sys.stdout is
     one; kubectl asks whether stdin is, so `gpupool status | less` still prompts there.
     The plugin's stdout is a pipe either way: only its credential is read from it.
     """
-    if _tty(sys.stdout) or not (_tty(sys.stdin) and _tty(sys.stderr)):
+    if not prompts or _tty(sys.stdout) or not (_tty(sys.stdin) and _tty(sys.stderr)):
         yield
         return
     original = sys.stdout

@@ -609,6 +609,19 @@ def test_exec_plugin_prompts_reach_the_terminal_when_stdout_is_piped(
     assert json.loads(plugin_calls(script)[0]["info"])["spec"]["interactive"] is True
 
 
+def test_a_plugin_that_never_prompts_is_not_given_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = plugin_script(tmp_path, exec_credential("t"))
+    config = exec_kubeconfig(tmp_path, interactiveMode="Never")
+    with (tmp_path / "tty").open("w+") as tty, (tmp_path / "piped").open("w") as piped:
+        monkeypatch.setattr(sys, "stdin", Terminal(tty))
+        monkeypatch.setattr(sys, "stderr", Terminal(tty))
+        monkeypatch.setattr(sys, "stdout", piped)
+        load_credentials(config, environ=NO_POD)
+    assert json.loads(plugin_calls(script)[0]["info"])["spec"]["interactive"] is False
+
+
 def test_without_a_terminal_exec_plugins_are_not_interactive(tmp_path: Path) -> None:
     script = plugin_script(tmp_path, exec_credential("t"))
     load_credentials(exec_kubeconfig(tmp_path), environ=NO_POD)
