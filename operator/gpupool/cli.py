@@ -79,6 +79,9 @@ def operator_command(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the operator: indexes, the scheduling loop, checkpoint-then-preempt."""
+    from gpupool.k8s.kubeconfig import leave_out_the_kubernetes_package
+
+    leave_out_the_kubernetes_package(kubeconfig or None)
     from gpupool.controller.main import run
 
     run(

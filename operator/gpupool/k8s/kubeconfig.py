@@ -52,6 +52,25 @@ def load_credentials(
     return load_kubeconfig(kubeconfig_paths(kubeconfig, environ), context)
 
 
+def leave_out_the_kubernetes_package(
+    kubeconfig: str | None, *, environ: Mapping[str, str] = os.environ, root: Path = Path("/")
+) -> bool:
+    """In a pod, with no kubeconfig named, keep the kubernetes package out of this process
+    (the operator's: `gpupool operator` calls this before kopf is imported).
+
+    The process then authenticates with its service account, read here, and needs the
+    package for nothing; but kopf imports it whenever it is installed (to recognise its
+    model objects and to offer a login gpupool replaces): 10 MB of resident memory, 74
+    instead of 64 MB at start-up. Says whether it did.
+    """
+    if kubeconfig or environ.get("KUBECONFIG") or "kopf" in sys.modules:
+        return False
+    if "kubernetes" in sys.modules or in_cluster_credentials(environ=environ, root=root) is None:
+        return False
+    sys.modules["kubernetes"] = None  # type: ignore[assignment]  # `import` raises ImportError
+    return True
+
+
 def in_cluster_credentials(
     *, environ: Mapping[str, str] = os.environ, root: Path = Path("/")
 ) -> Credentials | None:

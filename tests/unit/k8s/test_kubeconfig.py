@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import ssl
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -746,3 +747,41 @@ async def test_the_client_impersonates_through_the_proxy(
         ]
     finally:
         await runner.cleanup()
+
+
+def _operator_imports(script: str) -> list[str]:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script + "\nimport gpupool.controller.handlers\n"
+            "print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    modules: list[str] = json.loads(completed.stdout.splitlines()[-1])
+    return modules
+
+
+def test_in_a_pod_the_operator_runs_without_the_kubernetes_package(tmp_path: Path) -> None:
+    """kopf imports the package whenever it can (10 MB); with the service account the
+    operator needs none of it."""
+    service_account(tmp_path)
+    prelude = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from gpupool.k8s.kubeconfig import leave_out_the_kubernetes_package\n"
+        f"environ = {POD_ENV!r}\n"
+        f"root = Path({str(tmp_path)!r})\n"
+    )
+    left_out = _operator_imports(
+        prelude + "assert leave_out_the_kubernetes_package(None, environ=environ, root=root)"
+    )
+    assert "kopf" in left_out and not [m for m in left_out if m.split(".")[0] == "kubernetes"]
+    named = _operator_imports(
+        prelude + "assert not leave_out_the_kubernetes_package('/k', environ=environ, root=root)"
+    )
+    assert "kubernetes" in named
