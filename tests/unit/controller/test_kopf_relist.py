@@ -71,7 +71,7 @@ async def test_a_pod_deleted_during_a_relist_gap_is_reported_deleted(
     ]
     # Before the LISTED bookmark: kopf treats everything after it as the new state.
     assert seen[len(first) + 3] is LISTED
-    assert kopf_relist._known[(PODS, None)] == {"a": ("ns", "p-a"), "e": ("ns", "p-e")}
+    assert kopf_relist._known[(PODS, None)] == {"a": "ns/p-a", "e": "ns/p-e"}
 
 
 async def test_an_empty_relist_deletes_everything_known(monkeypatch: pytest.MonkeyPatch) -> None:
