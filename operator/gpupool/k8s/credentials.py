@@ -56,6 +56,10 @@ class Credentials:
     proxy: str | None = None
     # Impersonate-* headers (a kubeconfig user's `as`, `as-groups`, ...).
     impersonation: tuple[tuple[str, str], ...] = ()
+    # Where the credentials come from, for messages: the exec plugin's command, or the
+    # auth-provider's name.
+    exec_command: str | None = None
+    auth_provider: str | None = None
     namespace: str | None = None
     source: str = "explicit credentials"
 
@@ -72,6 +76,8 @@ class Credentials:
             authorization_expires=None,
             reauthorize=None,
             impersonation=(),
+            exec_command=None,
+            auth_provider=None,
         )
 
     def ssl_context(self) -> ssl.SSLContext | None:

@@ -240,6 +240,8 @@ class _Kubeconfig:
             reauthorize=None if token_file else self._reauthorize,
             proxy=proxy,
             impersonation=impersonation_headers(self.user, self.where),
+            exec_command=_exec_command(self.user),
+            auth_provider=_auth_provider(self.user),
             namespace=self.namespace,
             source=self.where,
         )
@@ -273,6 +275,18 @@ class _Kubeconfig:
                 f"{self.where}: auth-provider {name!r} issued no token "
                 "(the kubernetes package supports oidc and gcp)"
             )
+
+
+def _exec_command(user: Mapping[str, Any]) -> str | None:
+    plugin = user.get("exec")
+    return str(plugin["command"]) if isinstance(plugin, dict) and plugin.get("command") else None
+
+
+def _auth_provider(user: Mapping[str, Any]) -> str | None:
+    provider = user.get("auth-provider")
+    if isinstance(provider, dict):
+        return str(provider.get("name") or "") or None
+    return None
 
 
 def impersonation_headers(user: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:

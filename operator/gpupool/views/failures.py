@@ -70,14 +70,22 @@ def _renew(credentials: Credentials) -> str:
             "This pod's service-account token was refused: was its ServiceAccount deleted "
             "and created again? Restart the pod for a new token."
         )
-    if credentials.exec_plugin is not None:
+    if credentials.exec_command is not None:
         return (
-            f"They come from the exec plugin {credentials.exec_plugin.command!r}: log in "
+            f"They come from the exec plugin {credentials.exec_command!r}: log in "
             "with it again (e.g. your cloud's get-credentials or login command)."
+        )
+    if credentials.auth_provider is not None:
+        return (
+            f"They come from the {credentials.auth_provider!r} auth-provider: log in again "
+            "(its refresh token may have expired)."
         )
     if credentials.token_file is not None:
         return f"The token comes from {credentials.token_file}: put a valid token there."
-    if credentials.token is not None:
+    authorization = credentials.authorization or ""
+    if authorization.startswith("Basic "):
+        return "The kubeconfig holds a username and password: ask your admin for new ones."
+    if credentials.token is not None or authorization.startswith("Bearer "):
         return (
             "The kubeconfig holds a token: replace it (for a ServiceAccount, `kubectl "
             "create token NAME`)."

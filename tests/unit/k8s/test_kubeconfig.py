@@ -225,7 +225,8 @@ def test_an_oidc_auth_provider_token_is_used(tmp_path: Path) -> None:
             {"auth-provider": {"name": "oidc", "config": {"id-token": token}}},
         ),
     )
-    assert load_credentials(path, environ=NO_POD).authorization == f"Bearer {token}"
+    credentials = load_credentials(path, environ=NO_POD)
+    assert (credentials.authorization, credentials.auth_provider) == (f"Bearer {token}", "oidc")
 
 
 # --- proxies and impersonation -------------------------------------------------------------
@@ -515,6 +516,7 @@ async def test_exec_plugins_issue_tokens_until_they_expire(tmp_path: Path) -> No
     credentials = load_credentials(
         exec_kubeconfig(tmp_path, provideClusterInfo=True), environ=NO_POD
     )
+    assert credentials.exec_command == str(script)
     clock = Clock()
     authorization = Authorization(credentials, clock)
     assert await authorization.header() == "Bearer issued"

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from gpupool.k8s import GPUJOBS, NODES, TEAMQUOTAS, ApiError, Credentials, NotReachable, TLSFailure
-from gpupool.k8s.execplugin import ExecPlugin
 from gpupool.views.failures import api_failure, did_you_mean, listing_failure
 
 SERVER = "https://10.0.0.1:6443"
@@ -44,9 +43,15 @@ def test_tls_failure_says_which_ca_to_check_and_is_not_retried() -> None:
         (KUBECONFIG, "kubectl create token NAME"),
         (Credentials(server=SERVER, token_file=Path("/t")), "The token comes from /t"),
         (
-            Credentials(server=SERVER, exec_plugin=ExecPlugin("aws", "v1")),
+            Credentials(server=SERVER, authorization="Bearer t", exec_command="aws"),
             "exec plugin 'aws': log in with it again",
         ),
+        (
+            Credentials(server=SERVER, authorization="Bearer t", auth_provider="oidc"),
+            "'oidc' auth-provider: log in again",
+        ),
+        (Credentials(server=SERVER, authorization="Bearer t"), "kubectl create token NAME"),
+        (Credentials(server=SERVER, authorization="Basic YTpi"), "a username and password"),
         (Credentials(server=SERVER, source="in-cluster"), "Restart the pod"),
         (
             Credentials(server=SERVER, client_certificate=b"c", client_key=b"k"),
