@@ -22,6 +22,7 @@ from gpupool.api import (
     TeamQuotaSpec,
     TeamQuotaStatus,
 )
+from gpupool.api.bounds import template_problem
 from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
 from gpupool.controller.manifests import (
     GPU_RESOURCE,
@@ -30,6 +31,7 @@ from gpupool.controller.manifests import (
     LABEL_WORKER_INDEX,
 )
 from gpupool.controller.termination import checkpoint_from_pod
+from gpupool.k8s.decoding import UNDECODABLE
 
 LABEL_RACK = "gpupool.io/rack"
 LABEL_ZONE = "topology.kubernetes.io/zone"
@@ -306,14 +308,24 @@ def _spec_error(error: ValidationError) -> str:
     return f"spec.{where}: {first['msg']}" if where else str(first["msg"])
 
 
-def job_record(body: Mapping[str, Any]) -> JobRecord:
-    metadata = body.get("metadata") or {}
-    spec: GPUJobSpec | None = None
-    spec_error = ""
+def _job_spec(body: Mapping[str, Any]) -> tuple[GPUJobSpec | None, str]:
+    """The parsed spec, or why the job cannot be scheduled (naming the field)."""
+    undecodable = body.get(UNDECODABLE)
+    if undecodable:
+        return None, str(undecodable)
     try:
         spec = GPUJobSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        spec_error = _spec_error(error)
+        return None, _spec_error(error)
+    problem = template_problem(spec.template)
+    if problem is not None:
+        return None, problem
+    return spec, ""
+
+
+def job_record(body: Mapping[str, Any]) -> JobRecord:
+    metadata = body.get("metadata") or {}
+    spec, spec_error = _job_spec(body)
     status_json = json.dumps(body.get("status") or {}, separators=(",", ":")).encode()
     return JobRecord(
         namespace=str(metadata.get("namespace", "")),
@@ -339,14 +351,16 @@ class TeamRecord:
     status: TeamQuotaStatus
     raw_status: Mapping[str, Any]
     resource_version: str = ""
+    created: datetime | None = None
 
 
 def team_record(body: Mapping[str, Any]) -> TeamRecord:
     metadata = body.get("metadata") or {}
     spec: TeamQuotaSpec | None = None
-    spec_error = ""
+    spec_error = str(body.get(UNDECODABLE) or "")
     try:
-        spec = TeamQuotaSpec.model_validate(body.get("spec") or {})
+        if not spec_error:
+            spec = TeamQuotaSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
         spec_error = _spec_error(error)
     raw_status: Mapping[str, Any] = body.get("status") or {}
@@ -363,6 +377,7 @@ def team_record(body: Mapping[str, Any]) -> TeamRecord:
         status=status,
         raw_status=raw_status,
         resource_version=str(metadata.get("resourceVersion", "")),
+        created=parse_time(metadata.get("creationTimestamp")),
     )
 
 

@@ -1,0 +1,35 @@
+"""Bounds on what one user's object may hold, checked by the operator and the webhook.
+
+The CRD schema bounds what it can (lengths, item counts, the pod template's schema); these
+are the bounds a schema cannot state: how deep a value nests and how large the pod
+template is as a whole. An object past them is never scheduled: its reason names the
+field (a 1,000-level path is shortened to its first segments).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gpupool.k8s.decoding import deeper_than, shorten
+
+# A real PodTemplateSpec nests about 12 levels (affinity terms); 32 leaves room.
+TEMPLATE_MAX_DEPTH = 32
+# Kubernetes limits a pod's annotations to 256 KiB and etcd an object to 1.5 MiB; a
+# worker pod is a copy of the template, once per worker.
+TEMPLATE_MAX_BYTES = 512 * 1024
+
+
+def template_problem(template: Any) -> str | None:
+    """Why this pod template is past the bounds (naming the field), or None."""
+    deep = deeper_than(template, TEMPLATE_MAX_DEPTH, "spec.template")
+    if deep is not None:
+        return f"{shorten(deep)}: nested deeper than {TEMPLATE_MAX_DEPTH} levels"
+    size = len(orjson.dumps(template, option=orjson.OPT_NON_STR_KEYS))
+    if size > TEMPLATE_MAX_BYTES:
+        return (
+            f"spec.template: {size / 1024:.0f} KiB as JSON, more than the "
+            f"{TEMPLATE_MAX_BYTES // 1024} KiB a GPUJob's pod template may hold"
+        )
+    return None
