@@ -8,6 +8,7 @@ field (a 1,000-level path is shortened to its first segments).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -19,6 +20,8 @@ TEMPLATE_MAX_DEPTH = 32
 # Kubernetes limits a pod's annotations to 256 KiB and etcd an object to 1.5 MiB; a
 # worker pod is a copy of the template, once per worker.
 TEMPLATE_MAX_BYTES = 512 * 1024
+# Per list of containers (and of init containers); the CRD schema says the same.
+TEMPLATE_MAX_CONTAINERS = 64
 
 
 def template_problem(template: Any) -> str | None:
@@ -26,6 +29,14 @@ def template_problem(template: Any) -> str | None:
     deep = deeper_than(template, TEMPLATE_MAX_DEPTH, "spec.template")
     if deep is not None:
         return f"{shorten(deep)}: nested deeper than {TEMPLATE_MAX_DEPTH} levels"
+    pod_spec = template.get("spec") if isinstance(template, Mapping) else None
+    for field in ("containers", "initContainers"):
+        listed = pod_spec.get(field) if isinstance(pod_spec, Mapping) else None
+        if isinstance(listed, list) and len(listed) > TEMPLATE_MAX_CONTAINERS:
+            return (
+                f"spec.template.spec.{field}: {len(listed)} items, more than "
+                f"{TEMPLATE_MAX_CONTAINERS}"
+            )
     size = len(orjson.dumps(template, option=orjson.OPT_NON_STR_KEYS))
     if size > TEMPLATE_MAX_BYTES:
         return (

@@ -14,8 +14,12 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp.web
 import kopf
+from kopf._cogs.structs import reviews
+from kopf._core.engines import admission
 
+from gpupool.k8s import decoding
 from gpupool.webhook.certs import self_signed
 from gpupool.webhook.config import WebhookConfig
 
@@ -54,6 +58,35 @@ class LeaderOnlyServer:
             yield client_config
 
 
+class BoundedWebhookServer(kopf.WebhookServer):
+    """kopf's server, decoding admission reviews with `gpupool.k8s.decoding.loads`.
+
+    kopf's own `json.loads` fails with a RecursionError on an object nested ~1,000 levels
+    deep, which the API server reported to the user as "500 Internal Server Error",
+    naming nothing. Decoded bounded, the object reaches the validators cut and marked,
+    and is refused with the field it nests too deep in.
+    """
+
+    @staticmethod
+    async def _serve(fn: reviews.WebhookFn, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        headers = dict(request.headers)
+        sslpeer = request.transport.get_extra_info("peercert") if request.transport else None
+        webhook = request.match_info.get("id")
+        try:
+            data = decoding.loads(await request.read())
+        except ValueError as error:
+            raise aiohttp.web.HTTPBadRequest(reason=str(error)[:200] or None) from error
+        try:
+            response = await fn(data, webhook=webhook, sslpeer=sslpeer, headers=headers)
+        except admission.AmbiguousResourceError as error:
+            raise aiohttp.web.HTTPConflict(reason=str(error) or None) from error
+        except admission.UnknownResourceError as error:
+            raise aiohttp.web.HTTPNotFound(reason=str(error) or None) from error
+        except admission.WebhookError as error:
+            raise aiohttp.web.HTTPBadRequest(reason=str(error) or None) from error
+        return aiohttp.web.json_response(response)
+
+
 def _certificate(config: WebhookConfig) -> tuple[Path, Path]:
     paths = config.cert_paths
     if paths is not None:
@@ -72,7 +105,7 @@ def build_server(
     if not config.enabled:
         return LeaderOnlyServer(None, serving)
     cert, key = _certificate(config)
-    server = kopf.WebhookServer(
+    server = BoundedWebhookServer(
         addr=config.addr,
         port=config.port,
         host=config.host,
