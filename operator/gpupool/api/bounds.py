@@ -24,6 +24,24 @@ TEMPLATE_MAX_BYTES = 512 * 1024
 TEMPLATE_MAX_CONTAINERS = 64
 
 
+# A checkpoint location (a path or URL) as a hook or a termination message reports it.
+CHECKPOINT_MAX_LENGTH = 1024
+
+
+def checkpoint_location(value: object) -> str | None:
+    """A reported checkpoint location fit to store and resume from, or None.
+
+    A string of printable characters, at most `CHECKPOINT_MAX_LENGTH` long: anything else
+    a workload (or anyone answering in its place) replies is not a location.
+    """
+    if not isinstance(value, str):
+        return None
+    location = value.strip()
+    if not location or len(location) > CHECKPOINT_MAX_LENGTH or not location.isprintable():
+        return None
+    return location
+
+
 def template_problem(template: Any) -> str | None:
     """Why this pod template is past the bounds (naming the field), or None."""
     deep = deeper_than(template, TEMPLATE_MAX_DEPTH, "spec.template")

@@ -510,6 +510,7 @@ class Executor:
             pods=[pod_manifest(pod, label_value(record.name)) for pod in pods],
             hook=hook,
             now=self._clock.monotonic,
+            address=self._config.checkpoint_address,
         )
         METRICS.hook_seconds.labels(outcome.outcome).observe(self._clock.monotonic() - started)
         METRICS.hooks.labels(outcome.outcome).inc()

@@ -23,7 +23,6 @@ from gpupool.api import (
     TeamQuotaStatus,
 )
 from gpupool.api.bounds import template_problem
-from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
 from gpupool.controller.manifests import (
     GPU_RESOURCE,
     LABEL_INCARNATION,
@@ -88,9 +87,8 @@ class PodRecord:
     started: datetime | None
     checkpoint: str | None = None
     message: str = ""
-    ip: str = ""
     # What the checkpoint protocol needs to reach the pod (see controller/checkpoint.py).
-    checkpoint_address: str = ""
+    ip: str = ""
     first_container: str = ""
     failure_counted: bool = False
     # The kubelet's reason when it refused to admit the pod (see ADMISSION_REFUSALS).
@@ -198,9 +196,6 @@ def pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> PodReco
         checkpoint=checkpoint_from_pod(body) if phase in TERMINAL_POD_PHASES else None,
         message=_failure_message(status) if phase == "Failed" else "",
         ip=str(status.get("podIP") or ""),
-        checkpoint_address=str(
-            (metadata.get("annotations") or {}).get(CHECKPOINT_ADDRESS_ANNOTATION, "")
-        ),
         first_container=str(((spec.get("containers") or [{}])[0]).get("name", "")),
         failure_counted=labels.get(LABEL_FAILURE_COUNTED) == "true",
         refused=refusal(status),
@@ -253,8 +248,6 @@ def pod_manifest(pod: PodRecord, job_label: str) -> dict[str, Any]:
         "uid": pod.uid,
         "labels": {LABEL_JOB: job_label, LABEL_WORKER_INDEX: str(pod.index)},
     }
-    if pod.checkpoint_address:
-        metadata["annotations"] = {CHECKPOINT_ADDRESS_ANNOTATION: pod.checkpoint_address}
     return {
         "metadata": metadata,
         "spec": {"containers": [{"name": pod.first_container}]},

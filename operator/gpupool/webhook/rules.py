@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from gpupool.api import GPUJobSpec, TeamQuotaSpec
 from gpupool.api.bounds import template_problem
+from gpupool.api.podtemplate import CHECKPOINT_ADDRESS_ANNOTATION
 
 
 @dataclass
@@ -42,9 +43,6 @@ def team_of_namespace(namespace: str, teams: Mapping[str, TeamQuotaSpec]) -> str
 
 
 GPU_RESOURCE = "nvidia.com/gpu"
-# Once an override of where the httpPost hook is sent; now refused on user objects (the
-# hook goes to the job's own pods only).
-CHECKPOINT_ADDRESS_ANNOTATION = "gpupool.io/checkpoint-address"
 
 
 def _template_errors(spec: GPUJobSpec) -> list[str]:
