@@ -744,6 +744,11 @@ class Scheduler:
         behind = self.behind()
         for key, view in observation.views.items():
             record = view.record
+            overwritten = self.writer.overwritten(
+                key, record.resource_version, functools.partial(_raw_status, record)
+            )
+            if overwritten:
+                self._status_overwritten(view, overwritten, when)
             self.writer.settle("job", key, record.resource_version)
             assumed = self.cache.assumption(key)
             if assumed is not None and assumed.created_at is None:
@@ -780,6 +785,22 @@ class Scheduler:
         for name in teams:
             self._statuses.add(("team", ("", name)))
         self._team_writes = len(teams)
+
+    def _status_overwritten(self, view: JobView, changes: list[str], when: datetime) -> None:
+        """Status is the operator's: someone else's version of its facts is written over
+        from the ledger (the job is rendered again now), and said so."""
+        note = "; ".join(changes)
+        logger.warning("status of %s/%s changed by someone else: %s; rewritten", *view.key, note)
+        METRICS.status_rewrites.inc()
+        self._rendered.pop(view.key, None)
+        self.recorder.record(
+            job_ref(view.record),
+            reason="StatusOverwritten",
+            action="Reconcile",
+            note=f"{note}: not what gpupool recorded; rewritten from its records",
+            now=when,
+            type_="Warning",
+        )
 
     def behind(self) -> bool:
         """More status writes queued than the writers get through in a few rounds: the
@@ -907,6 +928,10 @@ def _count_idle_reclaim(view: JobView, reason: PreemptionReason, gpus: int, when
     if idle_since is not None:
         idle = max((when - idle_since).total_seconds(), 0.0)
         METRICS.idle_reclaimed_gpu_seconds.labels(team).inc(gpus * idle)
+
+
+def _raw_status(record: JobRecord) -> Mapping[str, Any]:
+    return record.raw_status
 
 
 def _started_or_ended(stored: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

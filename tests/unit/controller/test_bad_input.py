@@ -3,7 +3,8 @@
 - a job whose pods the API server refuses never costs anyone a preemption, and is failed
   after a bounded number of refusals;
 - a TeamQuota claiming another's namespace is refused, both say so, the older keeps it;
-- a job that cannot be scheduled as written is reported once and skipped, the rest runs.
+- a job that cannot be scheduled as written is reported once and skipped, the rest runs;
+- a status someone else wrote over gpupool's records is rewritten from the ledger.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ async def borrowing(world: World) -> None:
         await world.cycle()
         world.run_pods()
     assert all(world.status(k)["phase"] == "Running" for k in ("vision/a", "vision/b"))
+    # gpupool's own writes are never taken for someone else's.
+    assert not world.events("StatusOverwritten")
 
 
 async def test_a_job_whose_pod_is_refused_preempts_nobody_and_fails(world: World) -> None:
@@ -106,3 +109,29 @@ async def test_an_undecodable_job_is_reported_once_and_the_rest_runs(world: Worl
     assert METRICS.invalid_objects.labels("GPUJob")._value.get() == before + 1
     assert world.status("vision/fine")["phase"] in ("Admitted", "Running")
     assert [p["metadata"]["name"] for p in world.pods()] == ["fine-0-0"]
+
+
+async def test_a_foreign_status_patch_is_rewritten_from_the_ledger(world: World) -> None:
+    world.kube.put(GPUJOBS, job("vision/a"))
+    for _ in range(3):
+        await world.cycle()
+        world.run_pods()
+    assert world.status("vision/a")["phase"] == "Running"
+    before = METRICS.status_rewrites._value.get()
+    await world.kube.patch_status(
+        GPUJOBS,
+        "a",
+        {"phase": "Succeeded", "preemptions": 99, "lastCheckpoint": {"location": "s3://evil"}},
+        "vision",
+    )
+    await world.cycle()
+    await world.cycle()
+    status = world.status("vision/a")
+    assert status["phase"] == "Running"
+    assert status.get("preemptions", 0) == 0
+    assert "lastCheckpoint" not in status
+    (note,) = world.events("StatusOverwritten")
+    assert "status.phase: 'Succeeded' (gpupool recorded 'Running')" in note
+    assert "status.preemptions: 99" in note and "'s3://evil'" in note
+    assert METRICS.status_rewrites._value.get() == before + 1
+    assert [p["metadata"]["name"] for p in world.pods()] == ["a-0-0"]
