@@ -26,6 +26,9 @@ from gpupool.webhook.config import WebhookConfig
 logger = logging.getLogger(__name__)
 
 LEADER_POLL_SECONDS = 0.5
+# An AdmissionReview holds the object and, on an update, its old version: the API server
+# takes requests of up to 3 MiB.
+MAX_REVIEW_BYTES = 8 * 1024 * 1024
 
 
 class LeaderOnlyServer:
@@ -72,8 +75,12 @@ class BoundedWebhookServer(kopf.WebhookServer):
         headers = dict(request.headers)
         sslpeer = request.transport.get_extra_info("peercert") if request.transport else None
         webhook = request.match_info.get("id")
+        # Not `request.read()`: aiohttp refuses bodies above 1 MiB with a 413, which the
+        # API server reports as a failed webhook call; a review of a large object is
+        # answered (refused, naming its size) instead.
+        body = await _read_body(request.content)
         try:
-            data = decoding.loads(await request.read())
+            data = decoding.loads(body)
         except ValueError as error:
             raise aiohttp.web.HTTPBadRequest(reason=str(error)[:200] or None) from error
         try:
@@ -85,6 +92,17 @@ class BoundedWebhookServer(kopf.WebhookServer):
         except admission.WebhookError as error:
             raise aiohttp.web.HTTPBadRequest(reason=str(error) or None) from error
         return aiohttp.web.json_response(response)
+
+
+async def _read_body(content: aiohttp.StreamReader) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_REVIEW_BYTES:
+            raise aiohttp.web.HTTPRequestEntityTooLarge(max_size=MAX_REVIEW_BYTES, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _certificate(config: WebhookConfig) -> tuple[Path, Path]:
