@@ -125,7 +125,7 @@ class StatusWriter:
         read; each change is reported once (the rewrite that follows is ours again).
         """
         last = self._guarded.get(key)
-        if last is None or _version(version) <= _version(last[0]):
+        if last is None or version == last[0] or _version(version) <= _version(last[0]):
             return []
         current = guarded(status())
         self._guarded[key] = (version, current)
