@@ -39,9 +39,11 @@ from gpupool.controller.manifests import (
 from gpupool.controller.metrics import METRICS
 from gpupool.controller.podcheck import (
     MAX_POD_REFUSALS,
+    DryRuns,
     describe_refusal,
     dry_run_worker,
     refused_for_good,
+    shape_of,
 )
 from gpupool.controller.records import (
     LABEL_FAILURE_COUNTED,
@@ -130,6 +132,7 @@ class Executor:
         # dry run showed that its pods can be created (see `podcheck`).
         self._refusals: dict[tuple[str, int], int] = {}
         self._validated: dict[tuple[str, int], bool] = {}
+        self._dry_runs = DryRuns(clock.monotonic)
 
     # --- scheduling of operations -------------------------------------------------------
 
@@ -397,12 +400,17 @@ class Executor:
         spec_key = (record.uid, record.generation)
         if spec_key in self._validated:
             return
-        async with self._concurrency:
-            try:
-                problem = await dry_run_worker(self._client, record.owner, record.spec, team)
-            except ApiError as error:
-                logger.warning("dry run of %s/%s: %s; tried again later", *key, error)
-                return
+        spec = record.spec
+
+        async def ask() -> str | None:
+            async with self._concurrency:
+                return await dry_run_worker(self._client, record.owner, spec, team)
+
+        try:
+            problem = await self._dry_runs.answer(shape_of(record.namespace, team, spec), ask)
+        except ApiError as error:
+            logger.warning("dry run of %s/%s: %s; tried again later", *key, error)
+            return
         self._validated[spec_key] = problem is None
         if problem is not None:
             await self.finish(

@@ -6,6 +6,10 @@ used to reclaim a borrower's GPUs on every retry, forever. The dry run goes thro
 API server's whole validation and admission chain and stores nothing. The webhook asks
 the same question at admission.
 
+Jobs of one shape — namespace, team, spec — get the same pod but for its name: a reclaim
+burst of 2,000 identical jobs dry-runs one pod, not 2,000 (`DryRuns`, answers kept for a
+minute, one request in flight per shape).
+
 A refusal that will not change by trying again — 400 Bad Request, 413 Request Entity
 Too Large, 422 Invalid — is final for that spec; anything else (a quota, a webhook that
 is down, overload) is worth another try.
@@ -13,8 +17,12 @@ is down, overload) is worth another try.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+import orjson
 
 from gpupool.api import GPUJobSpec
 from gpupool.controller.manifests import worker_pod
@@ -85,3 +93,46 @@ async def dry_run_worker(
             return None
         raise
     return None
+
+
+def shape_of(namespace: str, team: str, spec: GPUJobSpec) -> bytes:
+    """What a dry run's answer depends on, besides the job's name."""
+    document = orjson.dumps([namespace, team, spec.to_k8s()], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(document).digest()
+
+
+class DryRuns:
+    """Dry-run answers by job shape: shared while in flight, kept for `ttl_seconds`."""
+
+    def __init__(self, monotonic: Callable[[], float], ttl_seconds: float = 60.0) -> None:
+        self._monotonic = monotonic
+        self._ttl = ttl_seconds
+        self._answers: dict[bytes, tuple[float, str | None]] = {}
+        self._flying: dict[bytes, asyncio.Future[str | None]] = {}
+
+    async def answer(self, shape: bytes, ask: Callable[[], Awaitable[str | None]]) -> str | None:
+        """`ask()`'s answer for this shape (raises what it raises; errors are not kept)."""
+        now = self._monotonic()
+        known = self._answers.get(shape)
+        if known is not None and now - known[0] < self._ttl:
+            return known[1]
+        flying = self._flying.get(shape)
+        if flying is not None:
+            return await asyncio.shield(flying)
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._flying[shape] = future
+        try:
+            result = await ask()
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(result)
+            self._answers = {
+                key: value for key, value in self._answers.items() if now - value[0] < self._ttl
+            }
+            self._answers[shape] = (now, result)
+            return result
+        finally:
+            del self._flying[shape]
