@@ -404,7 +404,9 @@ class Executor:
 
         async def ask() -> str | None:
             async with self._concurrency:
-                return await dry_run_worker(self._client, record.owner, spec, team)
+                return await dry_run_worker(
+                    self._client, record.owner, spec, team, self._config.gpu_resource
+                )
 
         try:
             problem = await self._dry_runs.answer(shape_of(record.namespace, team, spec), ask)

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from gpupool.api import GPUJobSpec
-from gpupool.controller.manifests import worker_pod
+from gpupool.controller.manifests import GPU_RESOURCE, worker_pod
 from gpupool.k8s import PODS, ApiError, KubeClient
 
 PERMANENT_STATUSES = frozenset({400, 413, 422})
@@ -59,7 +59,9 @@ def describe_refusal(error: ApiError) -> str:
     return f"{reason}: {error.message[:300]}"
 
 
-def probe_pod(job: Mapping[str, Any], spec: GPUJobSpec, team: str) -> dict[str, Any]:
+def probe_pod(
+    job: Mapping[str, Any], spec: GPUJobSpec, team: str, gpu_resource: str = GPU_RESOURCE
+) -> dict[str, Any]:
     """Worker 0 as the job would get it (not bound: a dry run needs no node)."""
     body = worker_pod(
         job,
@@ -70,13 +72,18 @@ def probe_pod(job: Mapping[str, Any], spec: GPUJobSpec, team: str) -> dict[str, 
         node="",
         incarnation=0,
         resume_from=None,
+        gpu_resource=gpu_resource,
     )
     body["spec"].pop("nodeName", None)
     return body
 
 
 async def dry_run_worker(
-    client: KubeClient, job: Mapping[str, Any], spec: GPUJobSpec, team: str
+    client: KubeClient,
+    job: Mapping[str, Any],
+    spec: GPUJobSpec,
+    team: str,
+    gpu_resource: str = GPU_RESOURCE,
 ) -> str | None:
     """None if the API server would create the worker pod; else why not (final).
 
@@ -84,7 +91,7 @@ async def dry_run_worker(
     """
     namespace = str(job["metadata"]["namespace"])
     try:
-        await client.create(PODS, probe_pod(job, spec, team), namespace, dry_run=True)
+        await client.create(PODS, probe_pod(job, spec, team, gpu_resource), namespace, dry_run=True)
     except ApiError as error:
         if refused_for_good(error):
             return describe_refusal(error)

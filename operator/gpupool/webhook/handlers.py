@@ -20,6 +20,7 @@ from typing import Any, Literal
 import kopf
 
 from gpupool.api import API_GROUP, API_VERSION, GPUJobSpec, TeamQuotaSpec
+from gpupool.controller.manifests import GPU_RESOURCE
 from gpupool.controller.podcheck import dry_run_worker
 from gpupool.controller.records import NodeRecord, TeamRecord
 from gpupool.k8s import ApiError, KubeClient
@@ -124,7 +125,10 @@ _PROBE_UID = "00000000-0000-0000-0000-000000000000"
 
 
 async def dry_run_template(
-    client: KubeClient | None, body: Mapping[str, Any], teams: RecordIndex
+    client: KubeClient | None,
+    body: Mapping[str, Any],
+    teams: RecordIndex,
+    gpu_resource: str = GPU_RESOURCE,
 ) -> rules.Verdict:
     """Would the API server create this job's worker pod? Its answer names the field.
 
@@ -148,7 +152,7 @@ async def dry_run_template(
         }
     }
     try:
-        problem = await dry_run_worker(client, job, spec, team)
+        problem = await dry_run_worker(client, job, spec, team, gpu_resource)
     except ApiError as error:
         return rules.Verdict(warnings=[f"the worker pod could not be checked now: {error}"])
     if problem is None:
@@ -177,7 +181,8 @@ async def validate_gpujob(body: kopf.Body, warnings: list[str], **kwargs: Any) -
     if verdict.allowed and not spec_unchanged(operation, body, kwargs.get("old")):
         runtime = getattr(kwargs.get("memo"), "gpupool", None)
         client = getattr(runtime, "client", None)
-        checked = await dry_run_template(client, body, kwargs["teamquota_index"])
+        gpu_resource = getattr(getattr(runtime, "config", None), "gpu_resource", GPU_RESOURCE)
+        checked = await dry_run_template(client, body, kwargs["teamquota_index"], str(gpu_resource))
         verdict.errors.extend(checked.errors)
         verdict.warnings.extend(checked.warnings)
     answer(verdict, warnings)
