@@ -29,7 +29,16 @@ from typing import Any
 import pytest
 
 from gpupool.devcluster.cluster import Cluster
-from gpupool.k8s import GPUJOBS, GPUNODES, TEAMQUOTAS, ApiError, KubeClient, Resource
+from gpupool.k8s import (
+    CRDS,
+    GPUJOBS,
+    GPUNODES,
+    JSON_PATCH,
+    TEAMQUOTAS,
+    ApiError,
+    KubeClient,
+    Resource,
+)
 from gpupool.webhook.certs import self_signed
 from gpupool.webhook.handlers import GPUJOBS_WEBHOOK, TEAMQUOTAS_WEBHOOK
 
@@ -578,3 +587,58 @@ async def test_every_bad_input_is_rejected_naming_the_field_or_handled(
                 await kube.delete(WEBHOOK_CONFIGURATIONS, vwc)
         with contextlib.suppress(ApiError):
             await kube.delete(GPUNODES, gpunode)
+
+
+TEMPLATE_SCHEMA = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/template"
+
+
+@pytest.mark.timeout(300)
+async def test_an_object_too_deep_to_decode_is_skipped_and_the_rest_scheduled(
+    cluster: Cluster, kube: KubeClient, pool: Pool, operator: OperatorProcess
+) -> None:
+    """The issue's operator-killer, stored as it once could be: a GPUJob CRD whose
+    `spec.template` kept unknown fields (as gpupool's did, and an old CRD still may), and
+    a template nested 1,100 levels deep. The operator's watch and its listing after a
+    restart both survive it; the job is skipped with an Event naming the field; a job
+    beside it runs."""
+    await pool.add_nodes(1, gpus=8)
+    _, namespace = await pool.add_team("deep", guaranteed=8)
+    crd = await kube.get(CRDS, "gpujobs.gpupool.io")
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    strict = schema["properties"]["spec"]["properties"]["template"]
+    loose = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+    async def set_template_schema(value: JSON) -> None:
+        patch = [{"op": "replace", "path": TEMPLATE_SCHEMA, "value": value}]
+        await kube.patch(CRDS, "gpujobs.gpupool.io", patch, content_type=JSON_PATCH)
+
+    deep = job("deep", template={"metadata": {"a": DEEP}, **pod_spec()})(
+        Ctx(namespace, namespace, "", "", pool.id)
+    )
+    await set_template_schema(loose)
+    try:
+
+        async def stored() -> bool:
+            created, _ = await asyncio.to_thread(kubectl_create, cluster, deep)
+            return created
+
+        await wait_for("the deep GPUJob stored", stored, timeout=60, interval=1)
+        operator.start()
+        await pool.submit(namespace, "fine", hook=False)
+        await pool.wait_phase(namespace, "fine", "Running", timeout=60)
+        (skipped,) = await pool.wait_events(namespace, "deep", "InvalidSpec")
+        assert "spec.template.metadata.a.a" in skipped["note"]
+        assert "nested deeper than 64 levels" in skipped["note"]
+
+        # A restart lists every GPUJob, the deep one included.
+        operator.stop()
+        operator.start()
+        await pool.submit(namespace, "after", hook=False)
+        await kube.delete(GPUJOBS, "fine", namespace)
+        await pool.wait_phase(namespace, "after", "Running", timeout=60)
+        assert operator.alive(), operator.tail()
+        assert "has failed" not in operator.tail(400)
+    finally:
+        with contextlib.suppress(ApiError):
+            await kube.delete(GPUJOBS, "deep", namespace)
+        await set_template_schema(strict)
