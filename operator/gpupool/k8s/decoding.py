@@ -94,7 +94,12 @@ def first_cut(obj: Any, path: str = "") -> str | None:
     if obj == TOO_DEEP:
         return path or "."
     if isinstance(obj, Mapping):
-        for key, value in obj.items():
+        items = list(obj.items())
+        if not path:
+            # What the user wrote first: `metadata.managedFields` mirrors every field's
+            # path, so a deep spec is deep there too.
+            items.sort(key=lambda item: item[0] == "metadata")
+        for key, value in items:
             if key in ("object", "oldObject", "items", "request") and not path:
                 continue
             found = first_cut(value, f"{path}.{key}" if path else str(key))

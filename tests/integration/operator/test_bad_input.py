@@ -606,7 +606,26 @@ async def test_an_object_too_deep_to_decode_is_skipped_and_the_rest_scheduled(
     crd = await kube.get(CRDS, "gpujobs.gpupool.io")
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     strict = schema["properties"]["spec"]["properties"]["template"]
-    loose = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    # What gpupool's CRD said before: only the path to the containers was known.
+    loose = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "required": ["spec"],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "required": ["containers"],
+                "properties": {
+                    "containers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    }
+                },
+            }
+        },
+    }
 
     async def set_template_schema(value: JSON) -> None:
         patch = [{"op": "replace", "path": TEMPLATE_SCHEMA, "value": value}]

@@ -69,3 +69,12 @@ def test_template_bounds_name_the_field() -> None:
     problem = template_problem(big)
     assert problem is not None and problem.startswith("spec.template: 512 KiB")
     assert template_problem({"spec": {"containers": [{"name": "w", "image": "i"}]}}) is None
+
+
+def test_the_users_field_is_named_before_the_managed_fields_mirroring_it() -> None:
+    deep = nested(1100)
+    text = (
+        '{"metadata":{"name":"j","managedFields":[{"fieldsV1":{"f:spec":' + deep + "}}]},"
+        '"spec":{"template":' + deep + "}}"
+    )
+    assert decoding.loads(text)[decoding.UNDECODABLE].startswith("spec.template.a")
