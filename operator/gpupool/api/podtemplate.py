@@ -36,6 +36,8 @@ OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 CHECKPOINT_ADDRESS_ANNOTATION = "gpupool.io/checkpoint-address"
 GPU_RESOURCE = "nvidia.com/gpu"
 MAX_METADATA_ENTRIES = 256
+# Where, in a GPUJob's spec, Kubernetes' PodSpec begins (docs/api.md does not repeat it).
+POD_SPEC_PATH = ".template.spec"
 
 _DROPPED = frozenset(
     {
@@ -136,6 +138,11 @@ def template_schema() -> dict[str, Any]:
         }
     )
     pod = schema["properties"]["spec"]
+    pod["description"] = (
+        "Kubernetes' PodSpec (core/v1, the schema of Kubernetes v1.36): every container "
+        f"needs an image, at most {TEMPLATE_MAX_CONTAINERS} containers and init containers; "
+        f"no nodeName and no {GPU_RESOURCE} limits (gpupool sets both)."
+    )
     pod.setdefault("x-kubernetes-validations", []).append(
         {
             "rule": "!has(self.nodeName) || self.nodeName == ''",
