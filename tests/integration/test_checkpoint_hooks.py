@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 
 from gpupool.api import GPUJobSpec
-from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION, request_checkpoint
+from gpupool.controller.checkpoint import request_checkpoint
 from gpupool.controller.manifests import worker_pod
 from gpupool.k8s import NAMESPACES, NODES, PODS, SERVICE_ACCOUNTS, ApiError, KubeClient
 
@@ -254,9 +254,12 @@ async def test_signal_hook_never_touches_a_newer_pod_of_the_same_name(
     assert "deletionTimestamp" not in current["metadata"]
 
 
+ENDPOINT_IP = "127.0.0.42"
+
+
 @pytest.fixture
 async def endpoint() -> AsyncIterator[tuple[int, list[JSON]]]:
-    """The workload's checkpoint endpoint, on loopback."""
+    """The workload's checkpoint endpoint, at the pod's (loopback) IP."""
     requests: list[JSON] = []
 
     async def save(request: web.Request) -> web.Response:
@@ -267,13 +270,13 @@ async def endpoint() -> AsyncIterator[tuple[int, list[JSON]]]:
     app.router.add_post("/checkpoint", save)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, ENDPOINT_IP, 0)
     await site.start()
     yield runner.addresses[0][1], requests
     await runner.cleanup()
 
 
-async def test_http_post_hook_through_the_address_annotation(
+async def test_http_post_hook_goes_to_the_pod_ip_and_the_spec_port(
     client: KubeClient, namespace: str, bare_node: str, endpoint: tuple[int, list[JSON]]
 ) -> None:
     port, requests = endpoint
@@ -282,17 +285,19 @@ async def test_http_post_hook_through_the_address_annotation(
         {
             "mode": "httpPost",
             "timeoutSeconds": 10,
-            "httpPost": {"port": 8080, "path": "/checkpoint"},
+            "httpPost": {"port": port, "path": "/checkpoint"},
         },
     )
-    pod = await create_worker(
-        client,
+    created = await create_worker(client, namespace, bare_node, spec, job)
+    # The test is the node's kubelet: the pod runs at a loopback IP where the workload's
+    # endpoint listens.
+    pod = await client.patch_status(
+        PODS,
+        created["metadata"]["name"],
+        {"phase": "Running", "podIP": ENDPOINT_IP, "podIPs": [{"ip": ENDPOINT_IP}]},
         namespace,
-        bare_node,
-        spec,
-        job,
-        {CHECKPOINT_ADDRESS_ANNOTATION: f"127.0.0.1:{port}"},
     )
+    assert pod["status"]["podIP"] == ENDPOINT_IP
     outcome = await request_checkpoint(
         client,
         namespace=namespace,

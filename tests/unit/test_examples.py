@@ -25,7 +25,7 @@ import yaml
 
 import gpupool
 from gpupool.api import CheckpointHook, GPUJob, TeamQuota
-from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION, request_checkpoint
+from gpupool.controller.checkpoint import request_checkpoint
 from gpupool.controller.manifests import (
     GPU_RESOURCE,
     LABEL_WORKER_INDEX,
@@ -202,14 +202,14 @@ def test_pytorch_ddp_example_checkpoints_on_sigterm_and_resumes(tmp_path: Path) 
     assert int(Path(second).stem.split("-")[1]) > stopped_at
 
 
-def wait_listening(port: int, seconds: float) -> None:
+def wait_listening(port: int, seconds: float, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
+            if probe.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.2)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {seconds}s")
+    raise AssertionError(f"nothing listens on {host}:{port} after {seconds}s")
 
 
 class Kubelet:
@@ -228,7 +228,10 @@ class Kubelet:
 async def test_elastic_example_answers_gpupool_http_hook(tmp_path: Path) -> None:
     if not torch_available():
         pytest.skip(f"torch is not installed for {TORCH_PYTHON}")
-    rendezvous, endpoints = free_port(), [free_port(), free_port()]
+    # Each worker is a "pod" with its own loopback IP; gpupool posts to that IP and the
+    # port of the spec, the same for every worker.
+    rendezvous, port = free_port(), free_port()
+    ips = {0: "127.0.0.2", 1: "127.0.0.3"}
     processes = {
         f"ddp-{rank}": start_pod(
             rank,
@@ -237,30 +240,30 @@ async def test_elastic_example_answers_gpupool_http_hook(tmp_path: Path) -> None
             "--step-seconds",
             "0.01",
             "--checkpoint-host",
-            "127.0.0.1",
+            ips[rank],
             GPUPOOL_CHECKPOINT_MODE="httpPost",
-            GPUPOOL_CHECKPOINT_PORT=str(endpoints[rank]),
+            GPUPOOL_CHECKPOINT_PORT=str(port),
             GPUPOOL_CHECKPOINT_PATH="/checkpoint",
             GPUPOOL_CHECKPOINT_TIMEOUT="30",
         )
         for rank in (0, 1)
     }
     try:
-        for port in endpoints:
-            await asyncio.to_thread(wait_listening, port, 90)
+        for ip in ips.values():
+            await asyncio.to_thread(wait_listening, port, 90, ip)
         pods = [
             {
                 "metadata": {
                     "name": f"ddp-{rank}",
                     "uid": f"uid-{rank}",
                     "labels": {LABEL_WORKER_INDEX: str(rank)},
-                    "annotations": {CHECKPOINT_ADDRESS_ANNOTATION: f"127.0.0.1:{endpoints[rank]}"},
-                }
+                },
+                "status": {"podIP": ips[rank]},
             }
             for rank in (0, 1)
         ]
         hook = CheckpointHook.model_validate(
-            {"mode": "httpPost", "timeoutSeconds": 30, "httpPost": {"port": 1}}
+            {"mode": "httpPost", "timeoutSeconds": 30, "httpPost": {"port": port}}
         )
         kubelet = Kubelet(processes)
         outcome = await request_checkpoint(

@@ -9,7 +9,9 @@ from pydantic import Field, StringConstraints
 from pydantic.config import JsonDict
 
 from gpupool.api.base import CelRule, K8sModel, K8sStatus
+from gpupool.api.bounds import CHECKPOINT_MAX_LENGTH
 from gpupool.api.conditions import Condition
+from gpupool.api.podtemplate import template_schema
 from gpupool.forecast.durations import DURATION_PATTERN, parse_duration
 
 NodeName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
@@ -17,6 +19,10 @@ Topology = Literal["none", "node", "rack", "nvlinkDomain", "zone"]
 
 PHASES = ("Pending", "Admitted", "Running", "Checkpointing", "Succeeded", "Failed")
 Phase = Literal["Pending", "Admitted", "Running", "Checkpointing", "Succeeded", "Failed"]
+
+
+def _template_schema(schema: JsonDict) -> None:
+    schema.update(template_schema())
 
 
 def _immutable(field: str) -> JsonDict:
@@ -124,29 +130,7 @@ class GPUJobSpec(K8sModel):
     )
     template: dict[str, Any] = Field(
         description="PodTemplateSpec for each worker; gpupool adds the GPU limits.",
-        json_schema_extra={
-            "type": "object",
-            "x-kubernetes-preserve-unknown-fields": True,
-            "required": ["spec"],
-            "properties": {
-                "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                "spec": {
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": True,
-                    "required": ["containers"],
-                    "properties": {
-                        "containers": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                        }
-                    },
-                },
-            },
-        },
+        json_schema_extra=_template_schema,
     )
 
     cel_rules = (
@@ -200,17 +184,20 @@ class GPUJobSpec(K8sModel):
 class WorkerStatus(K8sStatus):
     """One running worker."""
 
-    index: int = Field(ge=0)
-    pod: str = ""
-    node: str = ""
-    gpus: int = Field(default=0, ge=0)
+    index: int = Field(ge=0, le=4095)
+    pod: str = Field(default="", max_length=253)
+    node: str = Field(default="", max_length=253)
+    gpus: int = Field(default=0, ge=0, le=64)
     phase: str = ""
 
 
 class CheckpointRecord(K8sStatus):
     """The latest checkpoint a job reported: where to resume from."""
 
-    location: str = Field(description="What the workload reported, e.g. a path or URL.")
+    location: str = Field(
+        max_length=CHECKPOINT_MAX_LENGTH,
+        description="What the workload reported, e.g. a path or URL.",
+    )
     time: datetime | None = None
     source: Literal["hook", "terminationMessage", "workload", "unknown"] = "unknown"
 
@@ -260,9 +247,13 @@ class GPUJobStatus(K8sStatus):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_checkpoint: CheckpointRecord | None = None
-    preemptions: int = 0
-    restarts: int = Field(default=0, description="Times the job was (re)admitted after the first.")
-    failures: int = Field(default=0, description="Worker failures counted against backoffLimit.")
+    preemptions: int = Field(default=0, ge=0)
+    restarts: int = Field(
+        default=0, ge=0, description="Times the job was (re)admitted after the first."
+    )
+    failures: int = Field(
+        default=0, ge=0, description="Worker failures counted against backoffLimit."
+    )
     utilization: Utilization | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(

@@ -9,6 +9,9 @@ from pydantic import Field
 from gpupool.api.base import K8sModel, K8sStatus
 from gpupool.api.conditions import Condition
 
+# GPUs one node can hold, with room to spare (today's largest servers have 16).
+MAX_GPUS = 256
+
 
 class PodRef(K8sStatus):
     """The pod (and container) using a GPU."""
@@ -22,21 +25,29 @@ class PodRef(K8sStatus):
 class GPUDevice(K8sStatus):
     """One GPU as the agent last saw it."""
 
-    index: int = Field(ge=0)
+    index: int = Field(ge=0, le=MAX_GPUS - 1)
     uuid: str = ""
     product: str = ""
     healthy: bool = True
     health_reason: str = Field(default="", description="Why unhealthy: XID, ECC, lost, ...")
-    utilization: float = Field(default=0, description="Latest sample, percent.")
-    utilization_1m: float = Field(default=0, description="Mean over 1 minute, percent.")
-    utilization_5m: float = Field(default=0, description="Mean over 5 minutes, percent.")
-    utilization_15m: float = Field(default=0, description="Mean over 15 minutes, percent.")
-    idle_seconds: float = Field(default=0, description="Seconds since the GPU was last active.")
-    memory_used_mib: int = 0
-    memory_total_mib: int = 0
-    temperature_c: float | None = None
-    power_w: float | None = None
-    ecc_errors: int = 0
+    utilization: float = Field(default=0, ge=0, le=100, description="Latest sample, percent.")
+    utilization_1m: float = Field(
+        default=0, ge=0, le=100, description="Mean over 1 minute, percent."
+    )
+    utilization_5m: float = Field(
+        default=0, ge=0, le=100, description="Mean over 5 minutes, percent."
+    )
+    utilization_15m: float = Field(
+        default=0, ge=0, le=100, description="Mean over 15 minutes, percent."
+    )
+    idle_seconds: float = Field(
+        default=0, ge=0, description="Seconds since the GPU was last active."
+    )
+    memory_used_mib: int = Field(default=0, ge=0)
+    memory_total_mib: int = Field(default=0, ge=0)
+    temperature_c: float | None = Field(default=None, ge=-273, le=1000)
+    power_w: float | None = Field(default=None, ge=0)
+    ecc_errors: int = Field(default=0, ge=0)
     pod: PodRef | None = None
 
 
@@ -55,10 +66,12 @@ class GPUNodeSpec(K8sModel):
 class GPUNodeStatus(K8sStatus):
     """Per-GPU utilization, memory and health, and node-level summaries."""
 
-    gpu_count: int = 0
-    healthy_gpus: int = 0
-    allocated_gpus: int = Field(default=0, description="GPUs in use by a pod.")
-    mean_utilization: float = Field(default=0, description="Mean 1-minute utilization, percent.")
+    gpu_count: int = Field(default=0, ge=0, le=MAX_GPUS)
+    healthy_gpus: int = Field(default=0, ge=0, le=MAX_GPUS)
+    allocated_gpus: int = Field(default=0, ge=0, le=MAX_GPUS, description="GPUs in use by a pod.")
+    mean_utilization: float = Field(
+        default=0, ge=0, le=100, description="Mean 1-minute utilization, percent."
+    )
     reporting: bool = Field(default=False, description="false: NVML not available on the node.")
     message: str = ""
     backend: str = Field(default="", description="nvml or fake.")
@@ -66,6 +79,7 @@ class GPUNodeStatus(K8sStatus):
     topology: NodeTopology | None = None
     gpus: list[GPUDevice] = Field(
         default_factory=list,
+        max_length=MAX_GPUS,
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["index"],

@@ -14,6 +14,7 @@ from typing import Any
 
 from gpupool.api.base import API_GROUP, API_VERSION
 from gpupool.api.crdgen import RESOURCES, Resource, build_crd
+from gpupool.api.podtemplate import POD_SPEC_PATH
 
 HEADER = "<!-- Generated from the resource models by `gpupool crds` (make crds). Do not edit. -->\n"
 
@@ -70,7 +71,8 @@ def _fields(
         path = f"{prefix}.{name}"
         yield path, child, name in required, child.get("x-kubernetes-validations", [])
         nested = child.get("items", child) if child.get("type") == "array" else child
-        if "properties" in nested:
+        # The pod template's PodSpec is Kubernetes' own: its fields are not listed here.
+        if "properties" in nested and path != POD_SPEC_PATH:
             yield from _fields(nested, f"{path}[]" if nested is not child else path)
 
 

@@ -24,9 +24,12 @@ worker pods deleted (or being deleted): the hook has its time, no more. Modes:
   chance for a SIGTERM handler to save). Never 0: a grace-0 delete removes the pod
   object before the kubelet has stopped the containers, and gpupool could bind a new
   worker to GPUs that are still in use.
-  The annotation `gpupool.io/checkpoint-address: host:port` on a pod replaces
-  `<podIP>:<port>`. It exists for tests (kwok pods have IPs nobody listens on) and
-  for workloads whose endpoint lives elsewhere (a sidecar on another port).
+  The hook goes to the job's own pods only: their IP, the port of the spec. (A pod
+  annotation once overrode the address: any user could make the operator POST to any
+  host and read the reply back from the job's status.) Test setups whose pods have IPs
+  nobody listens on give the operator an `address` instead (GPUPOOL_CHECKPOINT_ADDRESS).
+  A reply is read up to `MAX_REPLY_BYTES`; only its `checkpoint` field is kept, and
+  neither the reply nor anything else it says reaches status or Events.
 - no hook: `skipped`; the pods are deleted with their own grace period and the job
   resumes from the last checkpoint it reported, if any.
 
@@ -49,6 +52,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 from gpupool.api import CheckpointHook
+from gpupool.api.bounds import CHECKPOINT_MAX_LENGTH, checkpoint_location
 from gpupool.controller.manifests import LABEL_JOB, LABEL_WORKER_INDEX, job_selector, label_value
 from gpupool.controller.termination import checkpoint_from_pod
 from gpupool.k8s import PODS, ApiError, Resource
@@ -57,8 +61,9 @@ JSON = dict[str, Any]
 Outcome = Literal["succeeded", "failed", "timeout", "skipped"]
 Source = Literal["hook", "terminationMessage", "unknown"]
 
-CHECKPOINT_ADDRESS_ANNOTATION = "gpupool.io/checkpoint-address"
 POLL_INTERVAL_S = 0.5
+# A reply `{"checkpoint": "<location of at most 1,024 characters>"}` fits many times over.
+MAX_REPLY_BYTES = 16 * 1024
 # After SIGKILL at the deadline the kubelet still has to report the final status.
 DEADLINE_MARGIN_S = 5.0
 GRACE_AFTER_SAVED_S = 5
@@ -122,11 +127,13 @@ async def request_checkpoint(
     hook: CheckpointHook | None,
     now: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    address: str | None = None,
 ) -> CheckpointOutcome:
     """Run the job's checkpoint hook on its worker `pods`, then have them deleted.
 
     `now` is a monotonic clock in seconds; `sleep` paces the signal mode's wait. Both
-    are injected so tests run the whole protocol on a fake clock.
+    are injected so tests run the whole protocol on a fake clock. `address` (host:port,
+    test setups only) replaces every pod's IP and port for the httpPost hook.
     """
     started = now()
     if not pods:
@@ -145,7 +152,7 @@ async def request_checkpoint(
             ),
         )
     if hook.mode == "httpPost":
-        return await _http_post(client, namespace, job_name, pods, hook, now, started)
+        return await _http_post(client, namespace, job_name, pods, hook, now, started, address)
     return await _signal(client, namespace, job_name, pods, hook, now, sleep, started)
 
 
@@ -387,9 +394,7 @@ class _Reply:
     timed_out: bool = False
 
 
-def _endpoint(pod: Mapping[str, Any], port: int, path: str) -> str | None:
-    annotations = pod["metadata"].get("annotations") or {}
-    address = annotations.get(CHECKPOINT_ADDRESS_ANNOTATION)
+def _endpoint(pod: Mapping[str, Any], port: int, path: str, address: str | None) -> str | None:
     if not address:
         ip = (pod.get("status") or {}).get("podIP")
         if not ip:
@@ -413,25 +418,33 @@ async def _post_one(
         return _Reply(name, error="no time left", timed_out=True)
     try:
         async with session.post(
-            url, json=body, timeout=aiohttp.ClientTimeout(total=seconds)
+            url, json=body, timeout=aiohttp.ClientTimeout(total=seconds), allow_redirects=False
         ) as response:
-            payload = await response.read()
+            payload = await response.content.read(MAX_REPLY_BYTES + 1)
     except TimeoutError:
         return _Reply(name, error=f"no answer from {url} within {seconds:.0f}s", timed_out=True)
     except aiohttp.ClientError as error:
-        return _Reply(name, error=f"POST {url} failed: {error!r}")
+        return _Reply(name, error=f"POST {url} failed: {type(error).__name__}")
     answered.append(name)
+    # What the reply says is never repeated: only its `checkpoint` field is kept.
     if response.status >= 300:
-        text = payload.decode(errors="replace").strip()[:200]
-        return _Reply(name, error=f"POST {url} answered HTTP {response.status} {text}".strip())
+        return _Reply(name, error=f"POST {url} answered HTTP {response.status}")
+    if len(payload) > MAX_REPLY_BYTES:
+        return _Reply(name, error=f"POST {url}: the reply is longer than {MAX_REPLY_BYTES} bytes")
     try:
         document = json.loads(payload)
     except ValueError:
         document = None
-    location = document.get("checkpoint") if isinstance(document, dict) else None
-    if not isinstance(location, str) or not location.strip():
-        return _Reply(name, error=f'POST {url}: the reply is not JSON {{"checkpoint": "..."}}')
-    return _Reply(name, location=location.strip())
+    location = checkpoint_location(
+        document.get("checkpoint") if isinstance(document, dict) else None
+    )
+    if location is None:
+        return _Reply(
+            name,
+            error=f'POST {url}: the reply is not JSON {{"checkpoint": "<location>"}} '
+            f"with a location of at most {CHECKPOINT_MAX_LENGTH} printable characters",
+        )
+    return _Reply(name, location=location)
 
 
 async def _http_post(
@@ -442,6 +455,7 @@ async def _http_post(
     hook: CheckpointHook,
     now: Callable[[], float],
     started: float,
+    address: str | None,
 ) -> CheckpointOutcome:
     settings = hook.http_post
     deadline = started + hook.timeout_seconds
@@ -458,7 +472,7 @@ async def _http_post(
                         _post_one(
                             session,
                             pod,
-                            _endpoint(pod, settings.port, settings.path),
+                            _endpoint(pod, settings.port, settings.path, address),
                             {
                                 "job": job_name,
                                 "namespace": namespace,

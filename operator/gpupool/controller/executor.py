@@ -37,6 +37,14 @@ from gpupool.controller.manifests import (
     worker_pod,
 )
 from gpupool.controller.metrics import METRICS
+from gpupool.controller.podcheck import (
+    MAX_POD_REFUSALS,
+    DryRuns,
+    describe_refusal,
+    dry_run_worker,
+    refused_for_good,
+    shape_of,
+)
 from gpupool.controller.records import (
     LABEL_FAILURE_COUNTED,
     JobKey,
@@ -120,6 +128,11 @@ class Executor:
         self._clock = clock
         self._concurrency = concurrency
         self._tasks: dict[JobKey, asyncio.Task[None]] = {}
+        # Per job spec (uid, generation): final refusals of its pods so far, and whether a
+        # dry run showed that its pods can be created (see `podcheck`).
+        self._refusals: dict[tuple[str, int], int] = {}
+        self._validated: dict[tuple[str, int], bool] = {}
+        self._dry_runs = DryRuns(clock.monotonic)
 
     # --- scheduling of operations -------------------------------------------------------
 
@@ -333,15 +346,29 @@ class Executor:
             ledger.incarnation = decision.previous_incarnation
             ledger.admitted_at = decision.previous_admitted_at
             self._cache.unexpect(key)
-        delay = self._config.retry_base_seconds
+        METRICS.admission_failures.inc()
+        spec_key = (record.uid, record.generation)
+        refusals = self._refusals.get(spec_key, 0) + 1 if refused_for_good(error) else 0
+        self._refusals[spec_key] = refusals
+        if refusals >= MAX_POD_REFUSALS:
+            self._validated[spec_key] = False
+            await self.finish(
+                key,
+                "Failed",
+                "PodRefused",
+                f"the API server refused the worker pods {refusals} times "
+                f"({describe_refusal(error)}); fix spec.template and create the job again",
+            )
+            return
+        delay = self._config.retry_base_seconds * 2 ** max(refusals - 1, 0)
         self._cache.back_off(
             key,
             self._clock.now() + delay,
             "AdmissionRefused",
-            f"the API server refused the worker pods ({error.reason or error.status}: "
-            f"{error.message}); retrying in {delay:.0f}s",
+            f"the API server refused the worker pods ({describe_refusal(error)}); "
+            f"retrying in {delay:.0f}s"
+            + (f" (refusal {refusals} of {MAX_POD_REFUSALS})" if refusals else ""),
         )
-        METRICS.admission_failures.inc()
         self._event(
             record,
             "AdmissionFailed",
@@ -351,6 +378,50 @@ class Executor:
             type_="Warning",
         )
         await self._world.write_status(key, force=False)
+
+    # --- validation before preempting for a job -----------------------------------------
+
+    def retain(self, uids: set[str]) -> None:
+        """Forget what was learnt about jobs that are gone."""
+        for known in (self._refusals, self._validated):
+            for spec_key in [spec_key for spec_key in known if spec_key[0] not in uids]:
+                del known[spec_key]
+
+    def validated(self, record: JobRecord) -> bool | None:
+        """Whether a dry run showed the job's pods can be created (None: not known yet)."""
+        return self._validated.get((record.uid, record.generation))
+
+    async def validate(self, key: JobKey) -> None:
+        """Dry-run the job's worker pod; a final refusal fails the job, naming the field."""
+        record = self._world.job(key)
+        team = self._world.team_of(key)
+        if record is None or record.spec is None or team is None:
+            return
+        spec_key = (record.uid, record.generation)
+        if spec_key in self._validated:
+            return
+        spec = record.spec
+
+        async def ask() -> str | None:
+            async with self._concurrency:
+                return await dry_run_worker(
+                    self._client, record.owner, spec, team, self._config.gpu_resource
+                )
+
+        try:
+            problem = await self._dry_runs.answer(shape_of(record.namespace, team, spec), ask)
+        except ApiError as error:
+            logger.warning("dry run of %s/%s: %s; tried again later", *key, error)
+            return
+        self._validated[spec_key] = problem is None
+        if problem is not None:
+            await self.finish(
+                key,
+                "Failed",
+                "PodRefused",
+                f"the API server refuses its worker pod ({problem}); nobody was preempted "
+                "for it; fix spec.template and create the job again",
+            )
 
     # --- eviction -----------------------------------------------------------------------
 
@@ -449,6 +520,7 @@ class Executor:
             pods=[pod_manifest(pod, label_value(record.name)) for pod in pods],
             hook=hook,
             now=self._clock.monotonic,
+            address=self._config.checkpoint_address,
         )
         METRICS.hook_seconds.labels(outcome.outcome).observe(self._clock.monotonic() - started)
         METRICS.hooks.labels(outcome.outcome).inc()

@@ -16,7 +16,13 @@ largest single item of the operator's CPU (18 % of its samples in a reclaim burs
 kopf's API module gets a `json` whose `loads` is orjson's (the same documents, a few
 times faster); everything else is the standard module's.
 
-3. Objects deleted while kopf re-listed: `controller/kopf_relist.py`.
+3. Bounded decoding. The same `loads` is `gpupool.k8s.decoding.loads`: an object nested
+deeper than orjson (or the standard library) can decode no longer fails the watch, and with
+it the operator, on every restart; it arrives with its deep subtrees cut and a mark that
+the index handlers turn into a skipped object with a reason. kopf's listings (`api.get`,
+decoded by aiohttp with the standard library) go through the same function.
+
+4. Objects deleted while kopf re-listed: `controller/kopf_relist.py`.
 
 These replace two methods of a kopf-internal class and globals of kopf-internal
 modules; `apply()` refuses (loudly) to patch a kopf that no longer looks the way this was
@@ -28,11 +34,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
+import aiohttp
 from kopf._cogs.aiokits.aiotoggles import Toggle, ToggleSet
 from kopf._cogs.clients import api
+from kopf._cogs.configs import configuration
+from kopf._cogs.helpers import typedefs
 
 from gpupool.controller import kopf_relist
+from gpupool.k8s import decoding
 
 
 async def _make_toggle(self: ToggleSet, __val: bool = False, *, name: str | None = None) -> Toggle:
@@ -54,15 +63,39 @@ async def _drop_toggle(self: ToggleSet, toggle: Toggle) -> None:
 
 
 class _FastJson:
-    """The `json` module as kopf's API module sees it: orjson's `loads`."""
+    """The `json` module as kopf's API module sees it: orjson's `loads`, bounded."""
 
-    loads = staticmethod(orjson.loads)
+    loads = staticmethod(decoding.loads)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(json, name)
 
 
 FAST_JSON = _FastJson()
+_KOPF_GET = api.get
+
+
+async def _bounded_get(
+    url: str,
+    *,
+    settings: configuration.OperatorSettings,
+    payload: object | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: aiohttp.ClientTimeout | None = None,
+    logger: typedefs.Logger,
+) -> Any:
+    """kopf's `api.get`, decoding the reply with `decoding.loads`."""
+    response = await api.request(
+        method="get",
+        url=url,
+        payload=payload,
+        headers=headers,
+        timeout=timeout,
+        settings=settings,
+        logger=logger,
+    )
+    async with response:
+        return decoding.loads(await response.read())
 
 
 def apply() -> None:
@@ -75,4 +108,7 @@ def apply() -> None:
     if getattr(api, "json", None) not in (json, FAST_JSON) or not uses_json:
         raise RuntimeError("kopf's watch stream changed: review gpupool.controller.kopf_fixes")
     api.json = FAST_JSON  # type: ignore[attr-defined,assignment]
+    if api.get not in (_KOPF_GET, _bounded_get) or "response" not in _KOPF_GET.__code__.co_varnames:
+        raise RuntimeError("kopf's api.get changed: review gpupool.controller.kopf_fixes")
+    api.get = _bounded_get
     kopf_relist.apply()

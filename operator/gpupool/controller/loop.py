@@ -27,10 +27,12 @@ from typing import Any, NamedTuple, Protocol
 
 from gpupool.api import CheckpointRecord, GPUJobStatus, TeamQuotaStatus
 from gpupool.controller.cache import SchedulingCache
+from gpupool.controller.claims import Claims, resolve_claims, without_refused
 from gpupool.controller.clock import Clock, SystemClock, as_datetime
 from gpupool.controller.executor import Admit, Executor, job_ref
 from gpupool.controller.forecasting import Forecaster
 from gpupool.controller.idle import next_idle_since
+from gpupool.controller.invalid import InvalidObjects
 from gpupool.controller.ledger import Ledgers
 from gpupool.controller.lifecycle import RunState
 from gpupool.controller.metrics import METRICS
@@ -201,6 +203,8 @@ class Scheduler:
             concurrency=self._concurrency,
         )
         self._views: dict[JobKey, JobView] = {}
+        self._invalid = InvalidObjects(recorder)
+        self._claims = Claims()
         self._pending: dict[str, PendingJob] = {}
         self._idle: dict[JobKey, IdleState] = {}
         self._usage: dict[str, TeamUsage] = {}
@@ -338,8 +342,12 @@ class Scheduler:
 
         lap = started
 
-        # 1. Read the indexes.
+        # 1. Read the indexes; a TeamQuota claiming an older one's namespace is not in
+        # effect, and what cannot be scheduled as written is reported (once).
         indexed = self.sources.read()
+        self._claims = resolve_claims(indexed.teams)
+        indexed = without_refused(indexed, self._claims)
+        self._invalid.report(indexed, when)
         lap = self._lap("read", lap)
 
         # 2. Observe every job: its current run, failures, lost workers.
@@ -375,9 +383,11 @@ class Scheduler:
         for admission in plan.admissions:
             self._admit(admission, when)
         for preemption in plan.preemptions:
-            self._preempt(preemption, when)
+            if self._may_preempt_for(preemption.for_job):
+                self._preempt(preemption, when)
         for resize in plan.resizes:
-            self._resize(resize, when)
+            if resize.kind is ResizeKind.GROW or self._may_preempt_for(resize.for_job):
+                self._resize(resize, when)
         for key in observation.orphaned_evictions:
             self._evict(key)
         lap = self._lap("record", lap)
@@ -425,7 +435,9 @@ class Scheduler:
     def _housekeep(self, indexed: Indexed) -> None:
         """Forget deleted jobs (their pods go with them: garbage collection), and
         admissions whose pods never appeared."""
-        self.ledgers.retain({record.uid for record in indexed.jobs.values()})
+        uids = {record.uid for record in indexed.jobs.values()}
+        self.ledgers.retain(uids)
+        self.executor.retain(uids)
         for key in self.cache.expire(self.clock.now()):
             logger.warning("the pods admitted for %s/%s never appeared; forgotten", *key)
         busy = self.executor.busy()
@@ -640,6 +652,20 @@ class Scheduler:
         )
         self.executor.submit(key, "admit", functools.partial(self.executor.admit, decision))
 
+    def _may_preempt_for(self, job: str | None) -> bool:
+        """Only for a job whose worker pod a dry run showed the API server would create;
+        the first time, the dry run starts and the preemption waits for a later cycle."""
+        if not job:
+            return True
+        key = job_key(job)
+        record = self.sources.job(key)
+        if record is None:
+            return False
+        known = self.executor.validated(record)
+        if known is None and key not in self.executor.busy():
+            self.executor.submit(key, "validate", functools.partial(self.executor.validate, key))
+        return known is True
+
     def _preempt(self, preemption: Preemption, when: datetime) -> None:
         key = job_key(preemption.job)
         view = self._views.get(key)
@@ -718,6 +744,11 @@ class Scheduler:
         behind = self.behind()
         for key, view in observation.views.items():
             record = view.record
+            overwritten = self.writer.overwritten(
+                key, record.resource_version, functools.partial(_raw_status, record)
+            )
+            if overwritten:
+                self._status_overwritten(view, overwritten, when)
             self.writer.settle("job", key, record.resource_version)
             assumed = self.cache.assumption(key)
             if assumed is not None and assumed.created_at is None:
@@ -750,9 +781,26 @@ class Scheduler:
                 self._rendered[key] = Rendering(major, minor, until, settled=True)
         for key in [key for key in self._rendered if key not in observation.views]:
             del self._rendered[key]
-        for name in observation.teams:
+        teams = set(observation.teams) | set(self._claims.refused)
+        for name in teams:
             self._statuses.add(("team", ("", name)))
-        self._team_writes = len(observation.teams)
+        self._team_writes = len(teams)
+
+    def _status_overwritten(self, view: JobView, changes: list[str], when: datetime) -> None:
+        """Status is the operator's: someone else's version of its facts is written over
+        from the ledger (the job is rendered again now), and said so."""
+        note = "; ".join(changes)
+        logger.warning("status of %s/%s changed by someone else: %s; rewritten", *view.key, note)
+        METRICS.status_rewrites.inc()
+        self._rendered.pop(view.key, None)
+        self.recorder.record(
+            job_ref(view.record),
+            reason="StatusOverwritten",
+            action="Reconcile",
+            note=f"{note}: not what gpupool recorded; rewritten from its records",
+            now=when,
+            type_="Warning",
+        )
 
     def behind(self) -> bool:
         """More status writes queued than the writers get through in a few rounds: the
@@ -831,6 +879,9 @@ class Scheduler:
         def render(stored: Mapping[str, Any]) -> Mapping[str, Any] | None:
             record = self.sources.team(name)
             usage = self._usage.get(name)
+            if name in self._claims.refused and record is not None:
+                # Not in effect: its usage, as persisted, is kept as it was.
+                usage = usage or TeamUsage.from_status(record.status)
             if record is None or record.spec is None or usage is None:
                 return None
             try:
@@ -844,6 +895,7 @@ class Scheduler:
                 usage,
                 generation=record.generation,
                 now=as_datetime(self.clock.now()),
+                conflict=self._claims.conflict(name),
             ).to_k8s()
 
         await self.writer.sync_team(name, current, render)
@@ -876,6 +928,10 @@ def _count_idle_reclaim(view: JobView, reason: PreemptionReason, gpus: int, when
     if idle_since is not None:
         idle = max((when - idle_since).total_seconds(), 0.0)
         METRICS.idle_reclaimed_gpu_seconds.labels(team).inc(gpus * idle)
+
+
+def _raw_status(record: JobRecord) -> Mapping[str, Any]:
+    return record.raw_status
 
 
 def _started_or_ended(stored: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

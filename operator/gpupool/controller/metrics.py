@@ -139,6 +139,21 @@ class Metrics:
             "first): re-planned, not counted as failures.",
         )
     )
+    invalid_objects: Counter = field(
+        default_factory=lambda: _counter(
+            "gpupool_invalid_objects",
+            "Objects skipped because they cannot be scheduled as written (undecodable, past "
+            "the bounds, invalid spec, a namespace another TeamQuota holds), by kind; "
+            "counted once per object generation.",
+            ("kind",),
+        )
+    )
+    status_rewrites: Counter = field(
+        default_factory=lambda: _counter(
+            "gpupool_status_rewrites",
+            "GPUJob statuses someone else changed against the operator's records, rewritten.",
+        )
+    )
     admission_seconds: Histogram = field(
         default_factory=lambda: Histogram(
             "gpupool_admission_seconds",

@@ -22,7 +22,7 @@ from gpupool.api import (
     TeamQuotaSpec,
     TeamQuotaStatus,
 )
-from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
+from gpupool.api.bounds import template_problem
 from gpupool.controller.manifests import (
     GPU_RESOURCE,
     LABEL_INCARNATION,
@@ -30,6 +30,7 @@ from gpupool.controller.manifests import (
     LABEL_WORKER_INDEX,
 )
 from gpupool.controller.termination import checkpoint_from_pod
+from gpupool.k8s.decoding import UNDECODABLE
 
 LABEL_RACK = "gpupool.io/rack"
 LABEL_ZONE = "topology.kubernetes.io/zone"
@@ -86,9 +87,8 @@ class PodRecord:
     started: datetime | None
     checkpoint: str | None = None
     message: str = ""
-    ip: str = ""
     # What the checkpoint protocol needs to reach the pod (see controller/checkpoint.py).
-    checkpoint_address: str = ""
+    ip: str = ""
     first_container: str = ""
     failure_counted: bool = False
     # The kubelet's reason when it refused to admit the pod (see ADMISSION_REFUSALS).
@@ -196,9 +196,6 @@ def pod_record(body: Mapping[str, Any], resource: str = GPU_RESOURCE) -> PodReco
         checkpoint=checkpoint_from_pod(body) if phase in TERMINAL_POD_PHASES else None,
         message=_failure_message(status) if phase == "Failed" else "",
         ip=str(status.get("podIP") or ""),
-        checkpoint_address=str(
-            (metadata.get("annotations") or {}).get(CHECKPOINT_ADDRESS_ANNOTATION, "")
-        ),
         first_container=str(((spec.get("containers") or [{}])[0]).get("name", "")),
         failure_counted=labels.get(LABEL_FAILURE_COUNTED) == "true",
         refused=refusal(status),
@@ -251,8 +248,6 @@ def pod_manifest(pod: PodRecord, job_label: str) -> dict[str, Any]:
         "uid": pod.uid,
         "labels": {LABEL_JOB: job_label, LABEL_WORKER_INDEX: str(pod.index)},
     }
-    if pod.checkpoint_address:
-        metadata["annotations"] = {CHECKPOINT_ADDRESS_ANNOTATION: pod.checkpoint_address}
     return {
         "metadata": metadata,
         "spec": {"containers": [{"name": pod.first_container}]},
@@ -306,14 +301,24 @@ def _spec_error(error: ValidationError) -> str:
     return f"spec.{where}: {first['msg']}" if where else str(first["msg"])
 
 
-def job_record(body: Mapping[str, Any]) -> JobRecord:
-    metadata = body.get("metadata") or {}
-    spec: GPUJobSpec | None = None
-    spec_error = ""
+def _job_spec(body: Mapping[str, Any]) -> tuple[GPUJobSpec | None, str]:
+    """The parsed spec, or why the job cannot be scheduled (naming the field)."""
+    undecodable = body.get(UNDECODABLE)
+    if undecodable:
+        return None, str(undecodable)
     try:
         spec = GPUJobSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        spec_error = _spec_error(error)
+        return None, _spec_error(error)
+    problem = template_problem(spec.template)
+    if problem is not None:
+        return None, problem
+    return spec, ""
+
+
+def job_record(body: Mapping[str, Any]) -> JobRecord:
+    metadata = body.get("metadata") or {}
+    spec, spec_error = _job_spec(body)
     status_json = json.dumps(body.get("status") or {}, separators=(",", ":")).encode()
     return JobRecord(
         namespace=str(metadata.get("namespace", "")),
@@ -339,14 +344,16 @@ class TeamRecord:
     status: TeamQuotaStatus
     raw_status: Mapping[str, Any]
     resource_version: str = ""
+    created: datetime | None = None
 
 
 def team_record(body: Mapping[str, Any]) -> TeamRecord:
     metadata = body.get("metadata") or {}
     spec: TeamQuotaSpec | None = None
-    spec_error = ""
+    spec_error = str(body.get(UNDECODABLE) or "")
     try:
-        spec = TeamQuotaSpec.model_validate(body.get("spec") or {})
+        if not spec_error:
+            spec = TeamQuotaSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
         spec_error = _spec_error(error)
     raw_status: Mapping[str, Any] = body.get("status") or {}
@@ -363,6 +370,7 @@ def team_record(body: Mapping[str, Any]) -> TeamRecord:
         status=status,
         raw_status=raw_status,
         resource_version=str(metadata.get("resourceVersion", "")),
+        created=parse_time(metadata.get("creationTimestamp")),
     )
 
 

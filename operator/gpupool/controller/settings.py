@@ -89,6 +89,10 @@ class OperatorConfig:
     metrics_address: str = "0.0.0.0"
     # None: in-cluster credentials, else $KUBECONFIG / ~/.kube/config.
     kubeconfig: str | None = None
+    # Test setups only (GPUPOOL_CHECKPOINT_ADDRESS=host:port): every httpPost hook goes
+    # there instead of to the pod's IP and its spec's port. The cluster's operator sets
+    # it, never a user: the hook otherwise goes to the job's own pods only.
+    checkpoint_address: str | None = None
 
     @property
     def standalone(self) -> bool:
@@ -132,6 +136,8 @@ class OperatorConfig:
             values["node_selector"] = env["GPUPOOL_NODE_SELECTOR"]
         if env.get("KUBECONFIG"):
             values["kubeconfig"] = env["KUBECONFIG"]
+        if env.get("GPUPOOL_CHECKPOINT_ADDRESS"):
+            values["checkpoint_address"] = env["GPUPOOL_CHECKPOINT_ADDRESS"]
         return cls(**values)
 
 

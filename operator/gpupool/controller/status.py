@@ -218,6 +218,9 @@ def _pending(view: JobView, pending: PendingJob | None) -> tuple[str, str]:
     return "Queued", "waiting for the next scheduling cycle"
 
 
+NAMESPACE_CONFLICT = "NamespaceConflict"
+
+
 def render_team_status(
     spec: TeamQuotaSpec,
     stored: TeamQuotaStatus,
@@ -226,6 +229,7 @@ def render_team_status(
     *,
     generation: int,
     now: datetime,
+    conflict: str | None = None,
 ) -> TeamQuotaStatus:
     conditions = [condition.model_copy() for condition in stored.conditions]
     allocated = figures.allocated_gpus if figures else 0
@@ -265,6 +269,16 @@ def render_team_status(
         now=now,
         generation=generation,
     )
+    if conflict is not None or any(c.type == NAMESPACE_CONFLICT for c in conditions):
+        set_condition(
+            conditions,
+            NAMESPACE_CONFLICT,
+            "True" if conflict else "False",
+            "NamespaceClaimedTwice" if conflict else "NoConflict",
+            conflict or "no namespace of this TeamQuota is claimed by another",
+            now=now,
+            generation=generation,
+        )
     status.conditions = sorted(conditions, key=lambda c: c.type)
     return status
 

@@ -21,6 +21,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from gpupool.api.bounds import checkpoint_location
+
 
 def parse_termination_message(message: str | None) -> str | None:
     """The checkpoint location in a termination message, or None."""
@@ -34,12 +36,11 @@ def parse_termination_message(message: str | None) -> str | None:
             document = json.loads(text)
         except ValueError:
             return None
-        location = document.get("checkpoint") if isinstance(document, dict) else None
-        if isinstance(location, str) and location.strip():
-            return location.strip()
-        return None
+        return checkpoint_location(
+            document.get("checkpoint") if isinstance(document, dict) else None
+        )
     if "/" in text and not any(character.isspace() for character in text):
-        return text
+        return checkpoint_location(text)
     return None
 
 

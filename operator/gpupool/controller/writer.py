@@ -39,6 +39,23 @@ Render = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 """Stored status -> desired status (None: nothing to write, e.g. the object is gone)."""
 
 
+# What only gpupool may change in a GPUJob's status: the facts of its ledger.
+GUARDED_JOB_FIELDS = ("phase", "preemptions", "restarts", "failures", "lastCheckpoint")
+
+
+def guarded(status: Mapping[str, Any]) -> tuple[object, ...]:
+    """The ledger's facts as a status states them (the checkpoint by its location)."""
+    checkpoint = status.get("lastCheckpoint")
+    location = checkpoint.get("location") if isinstance(checkpoint, Mapping) else checkpoint
+    return (
+        status.get("phase"),
+        status.get("preemptions", 0),
+        status.get("restarts", 0),
+        status.get("failures", 0),
+        location,
+    )
+
+
 def _version(value: str) -> int:
     # resourceVersions are opaque by contract; every API server in practice (etcd
     # revisions) issues increasing integers. An unparsable one counts as oldest.
@@ -74,6 +91,8 @@ class StatusWriter:
         self._locks: dict[tuple[str, ObjectKey], asyncio.Lock] = {}
         self._written: dict[tuple[str, ObjectKey], tuple[str, Mapping[str, Any]]] = {}
         self._last_write: dict[tuple[str, ObjectKey], float] = {}
+        # Per job: (resourceVersion, guarded facts) of the status as this writer left it.
+        self._guarded: dict[ObjectKey, tuple[str, tuple[object, ...]]] = {}
         self.writes = 0
 
     def _lock(self, kind: str, key: ObjectKey) -> asyncio.Lock:
@@ -96,6 +115,25 @@ class StatusWriter:
         written = self._written.get((kind, key))
         if written is not None and _version(version) >= _version(written[0]):
             del self._written[(kind, key)]
+
+    def overwritten(
+        self, key: ObjectKey, version: str, status: Callable[[], Mapping[str, Any]]
+    ) -> list[str]:
+        """The ledger's facts someone else changed since this writer's last write.
+
+        Only a job's status stored after our last write (a newer resourceVersion) is
+        read; each change is reported once (the rewrite that follows is ours again).
+        """
+        last = self._guarded.get(key)
+        if last is None or version == last[0] or _version(version) <= _version(last[0]):
+            return []
+        current = guarded(status())
+        self._guarded[key] = (version, current)
+        return [
+            f"status.{name}: {value!r} (gpupool recorded {mine!r})"
+            for name, value, mine in zip(GUARDED_JOB_FIELDS, current, last[1], strict=True)
+            if value != mine
+        ]
 
     async def sync_job(
         self,
@@ -158,10 +196,10 @@ class StatusWriter:
                 kind, "forced" if force else "minor" if minor_patch else "change"
             ).inc()
             self._last_write[(kind, key)] = now
-            self._written[(kind, key)] = (
-                str((result.get("metadata") or {}).get("resourceVersion", version)),
-                result.get("status") or {},
-            )
+            written = str((result.get("metadata") or {}).get("resourceVersion", version))
+            self._written[(kind, key)] = (written, result.get("status") or {})
+            if kind == "job":
+                self._guarded[key] = (written, guarded(result.get("status") or {}))
             return True
 
     def _minor_allowed(self, kind: str, key: ObjectKey) -> bool:
@@ -180,6 +218,8 @@ class StatusWriter:
     def forget(self, kind: str, key: ObjectKey) -> None:
         self._written.pop((kind, key), None)
         self._last_write.pop((kind, key), None)
+        if kind == "job":
+            self._guarded.pop(key, None)
         lock = self._locks.get((kind, key))
         if lock is not None and not lock.locked():
             del self._locks[(kind, key)]

@@ -23,6 +23,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gpupool.k8s import decoding
 from gpupool.k8s.credentials import Authorization, Credentials
 from gpupool.k8s.errors import ApiError, connection_failure
 from gpupool.k8s.kubeconfig import load_credentials
@@ -139,7 +140,7 @@ class KubeClient:
                     raise _error(response.status, payload)
                 if text:
                     return payload.decode(errors="replace")
-                return orjson.loads(payload) if payload else None
+                return decoding.loads(payload) if payload else None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise connection_failure(exc, self.credentials.server, f"{method} {path}") from exc
 
@@ -203,12 +204,15 @@ class KubeClient:
         result: JSON = await self.request("GET", resource.path(namespace), params=params)
         return result
 
-    async def create(self, resource: Resource, body: JSON, namespace: str | None = None) -> JSON:
+    async def create(
+        self, resource: Resource, body: JSON, namespace: str | None = None, *, dry_run: bool = False
+    ) -> JSON:
+        """Create; with `dry_run`, the API server validates and admits it but stores nothing."""
+        params = {"fieldManager": self.settings.field_manager}
+        if dry_run:
+            params["dryRun"] = "All"
         result: JSON = await self.request(
-            "POST",
-            resource.path(namespace),
-            body=body,
-            params={"fieldManager": self.settings.field_manager},
+            "POST", resource.path(namespace), body=body, params=params
         )
         return result
 
@@ -292,7 +296,7 @@ class KubeClient:
                     raise _error(response.status, await response.read())
                 async for line in response.content:
                     if line.strip():
-                        event: JSON = orjson.loads(line)
+                        event: JSON = decoding.loads(line)
                         if event.get("type") == "ERROR":
                             status = event.get("object", {})
                             raise ApiError(
@@ -315,7 +319,7 @@ class KubeClient:
 
 def _error(status: int, payload: bytes) -> ApiError:
     try:
-        body = orjson.loads(payload)
+        body = decoding.loads(payload)
     except ValueError:
         return ApiError(status, "", payload.decode(errors="replace")[:500])
     if isinstance(body, dict):

@@ -19,9 +19,12 @@ from typing import Any, Literal
 
 import kopf
 
-from gpupool.api import API_GROUP, API_VERSION, TeamQuotaSpec
+from gpupool.api import API_GROUP, API_VERSION, GPUJobSpec, TeamQuotaSpec
+from gpupool.controller.manifests import GPU_RESOURCE
+from gpupool.controller.podcheck import dry_run_worker
 from gpupool.controller.records import NodeRecord, TeamRecord
-from gpupool.k8s import KubeClient
+from gpupool.k8s import ApiError, KubeClient
+from gpupool.k8s.decoding import UNDECODABLE
 from gpupool.webhook import rules
 from gpupool.webhook.config import WebhookConfig
 from gpupool.webhook.leader import ServingLabel
@@ -82,6 +85,9 @@ def review_gpujob(
     teams: RecordIndex,
     nodes: RecordIndex,
 ) -> rules.Verdict:
+    undecodable = body.get(UNDECODABLE)
+    if undecodable:
+        return rules.Verdict(errors=[str(undecodable)])
     if spec_unchanged(operation, body, old):
         return rules.Verdict()
     sizes = node_gpus(nodes)
@@ -100,6 +106,9 @@ def review_teamquota(
     teams: RecordIndex,
     nodes: RecordIndex,
 ) -> rules.Verdict:
+    undecodable = body.get(UNDECODABLE)
+    if undecodable:
+        return rules.Verdict(errors=[str(undecodable)])
     if spec_unchanged(operation, body, old):
         return rules.Verdict()
     sizes = node_gpus(nodes)
@@ -109,6 +118,46 @@ def review_teamquota(
         team_specs(teams),
         cluster_gpus=sum(sizes) if sizes else None,
     )
+
+
+# The probe pod's owner: a GPUJob being created has no uid yet.
+_PROBE_UID = "00000000-0000-0000-0000-000000000000"
+
+
+async def dry_run_template(
+    client: KubeClient | None,
+    body: Mapping[str, Any],
+    teams: RecordIndex,
+    gpu_resource: str = GPU_RESOURCE,
+) -> rules.Verdict:
+    """Would the API server create this job's worker pod? Its answer names the field.
+
+    Only a final refusal refuses the job: an API server that cannot answer now is no
+    reason to refuse it (the operator dry-runs it again before preempting for it).
+    """
+    metadata = body.get("metadata") or {}
+    namespace = str(metadata.get("namespace", ""))
+    try:
+        spec = GPUJobSpec.model_validate(body.get("spec") or {})
+    except ValueError:
+        return rules.Verdict()
+    if client is None:
+        return rules.Verdict()
+    team = spec.team or rules.team_of_namespace(namespace, team_specs(teams)) or ""
+    job = {
+        "metadata": {
+            "name": str(metadata.get("name") or metadata.get("generateName") or "probe"),
+            "namespace": namespace,
+            "uid": _PROBE_UID,
+        }
+    }
+    try:
+        problem = await dry_run_worker(client, job, spec, team, gpu_resource)
+    except ApiError as error:
+        return rules.Verdict(warnings=[f"the worker pod could not be checked now: {error}"])
+    if problem is None:
+        return rules.Verdict()
+    return rules.Verdict(errors=[f"the API server refuses the worker pod: {problem}"])
 
 
 def answer(verdict: rules.Verdict, warnings: list[str]) -> None:
@@ -121,13 +170,21 @@ def answer(verdict: rules.Verdict, warnings: list[str]) -> None:
 # kopf passes the operator's indexes to every handler by their handler names.
 @kopf.on.validate(API_GROUP, API_VERSION, "gpujobs", id=GPUJOBS_WEBHOOK, operations=OPERATIONS)
 async def validate_gpujob(body: kopf.Body, warnings: list[str], **kwargs: Any) -> None:
+    operation = kwargs.get("operation")
     verdict = review_gpujob(
         body,
         kwargs.get("old"),
-        kwargs.get("operation"),
+        operation,
         kwargs["teamquota_index"],
         kwargs["node_index"],
     )
+    if verdict.allowed and not spec_unchanged(operation, body, kwargs.get("old")):
+        runtime = getattr(kwargs.get("memo"), "gpupool", None)
+        client = getattr(runtime, "client", None)
+        gpu_resource = getattr(getattr(runtime, "config", None), "gpu_resource", GPU_RESOURCE)
+        checked = await dry_run_template(client, body, kwargs["teamquota_index"], str(gpu_resource))
+        verdict.errors.extend(checked.errors)
+        verdict.warnings.extend(checked.warnings)
     answer(verdict, warnings)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from gpupool.api import GPUJobSpec, TeamQuotaSpec
+from gpupool.api.bounds import template_problem
+from gpupool.api.podtemplate import CHECKPOINT_ADDRESS_ANNOTATION
 
 
 @dataclass
@@ -44,7 +46,17 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 
 def _template_errors(spec: GPUJobSpec) -> list[str]:
+    problem = template_problem(spec.template)
+    if problem is not None:
+        return [problem]
     errors = []
+    annotations = (spec.template.get("metadata") or {}).get("annotations") or {}
+    if CHECKPOINT_ADDRESS_ANNOTATION in annotations:
+        errors.append(
+            f"spec.template.metadata.annotations[{CHECKPOINT_ADDRESS_ANNOTATION}]: not "
+            "allowed; the checkpoint hook is sent to the job's own pods, at "
+            "spec.checkpoint.httpPost.port"
+        )
     pod_spec = spec.template.get("spec") or {}
     if pod_spec.get("nodeName"):
         errors.append(

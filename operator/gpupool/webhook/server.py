@@ -14,14 +14,21 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp.web
 import kopf
+from kopf._cogs.structs import reviews
+from kopf._core.engines import admission
 
+from gpupool.k8s import decoding
 from gpupool.webhook.certs import self_signed
 from gpupool.webhook.config import WebhookConfig
 
 logger = logging.getLogger(__name__)
 
 LEADER_POLL_SECONDS = 0.5
+# An AdmissionReview holds the object and, on an update, its old version: the API server
+# takes requests of up to 3 MiB.
+MAX_REVIEW_BYTES = 8 * 1024 * 1024
 
 
 class LeaderOnlyServer:
@@ -54,6 +61,50 @@ class LeaderOnlyServer:
             yield client_config
 
 
+class BoundedWebhookServer(kopf.WebhookServer):
+    """kopf's server, decoding admission reviews with `gpupool.k8s.decoding.loads`.
+
+    kopf's own `json.loads` fails with a RecursionError on an object nested ~1,000 levels
+    deep, which the API server reported to the user as "500 Internal Server Error",
+    naming nothing. Decoded bounded, the object reaches the validators cut and marked,
+    and is refused with the field it nests too deep in.
+    """
+
+    @staticmethod
+    async def _serve(fn: reviews.WebhookFn, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        headers = dict(request.headers)
+        sslpeer = request.transport.get_extra_info("peercert") if request.transport else None
+        webhook = request.match_info.get("id")
+        # Not `request.read()`: aiohttp refuses bodies above 1 MiB with a 413, which the
+        # API server reports as a failed webhook call; a review of a large object is
+        # answered (refused, naming its size) instead.
+        body = await _read_body(request.content)
+        try:
+            data = decoding.loads(body)
+        except ValueError as error:
+            raise aiohttp.web.HTTPBadRequest(reason=str(error)[:200] or None) from error
+        try:
+            response = await fn(data, webhook=webhook, sslpeer=sslpeer, headers=headers)
+        except admission.AmbiguousResourceError as error:
+            raise aiohttp.web.HTTPConflict(reason=str(error) or None) from error
+        except admission.UnknownResourceError as error:
+            raise aiohttp.web.HTTPNotFound(reason=str(error) or None) from error
+        except admission.WebhookError as error:
+            raise aiohttp.web.HTTPBadRequest(reason=str(error) or None) from error
+        return aiohttp.web.json_response(response)
+
+
+async def _read_body(content: aiohttp.StreamReader) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_REVIEW_BYTES:
+            raise aiohttp.web.HTTPRequestEntityTooLarge(max_size=MAX_REVIEW_BYTES, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _certificate(config: WebhookConfig) -> tuple[Path, Path]:
     paths = config.cert_paths
     if paths is not None:
@@ -72,7 +123,7 @@ def build_server(
     if not config.enabled:
         return LeaderOnlyServer(None, serving)
     cert, key = _certificate(config)
-    server = kopf.WebhookServer(
+    server = BoundedWebhookServer(
         addr=config.addr,
         port=config.port,
         host=config.host,

@@ -35,6 +35,7 @@ async def checkpoints() -> AsyncIterator[CheckpointServer]:
 @pytest.fixture
 async def pool(kube: KubeClient, checkpoints: CheckpointServer) -> AsyncIterator[Pool]:
     slice_ = Pool(kube, checkpoints)
+    await checkpoints.serve_pods(slice_.pod_cidr)
     yield slice_
     await slice_.cleanup()
 

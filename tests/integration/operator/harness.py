@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -25,7 +27,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION
 from gpupool.k8s import (
     EVENTS,
     GPUJOBS,
@@ -72,10 +73,22 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-class CheckpointServer:
-    """The workers' checkpoint endpoint (httpPost hooks), on loopback.
+HOOK_PORT = 8080
 
-    Each POST answers `{"checkpoint": "<prefix>/<pod>/step-<n>"}`, after `delay` seconds.
+
+def loopback_cidr(pool_id: str) -> ipaddress.IPv4Network:
+    """A /26 of 127.0.0.0/8 for one pool's pods: kwok gives its pods IPs from the node's
+    podCIDR, every 127.x.y.z is this machine's, so the hooks reach the pods' own IPs."""
+    digest = hashlib.sha256(pool_id.encode()).digest()
+    return ipaddress.IPv4Network(f"127.{1 + digest[0] % 254}.{digest[1]}.{digest[2] & 0xC0}/26")
+
+
+class CheckpointServer:
+    """The workers' checkpoint endpoints (httpPost hooks): one server listening on every
+    IP of the pool's pod CIDR, at the port of the jobs' spec (`HOOK_PORT`).
+
+    Each POST answers `{"checkpoint": "<prefix>/<pod>/step-<n>"}`, after `delay` seconds,
+    and records which address it came to (`calls[i]["_to"]`).
     """
 
     def __init__(self) -> None:
@@ -83,17 +96,20 @@ class CheckpointServer:
         self.delay = 0.0
         self.fail = False
         self._runner: web.AppRunner | None = None
-        self.port = 0
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/checkpoint", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+
+    async def serve_pods(self, cidr: ipaddress.IPv4Network, port: int = HOOK_PORT) -> None:
+        assert self._runner is not None
+        for ip in cidr.hosts():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((str(ip), port))
+            await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -101,6 +117,8 @@ class CheckpointServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json()
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        body["_to"] = sockname[0] if sockname else ""
         self.calls.append(body)
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -108,10 +126,6 @@ class CheckpointServer:
             return web.Response(status=500, text="cannot save")
         location = f"s3://ckpt/{body['namespace']}/{body['job']}/step-{len(self.calls)}"
         return web.json_response({"checkpoint": location})
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
 
 @dataclass
@@ -180,6 +194,7 @@ class Pool:
     def __init__(self, kube: KubeClient, checkpoints: CheckpointServer) -> None:
         self.kube = kube
         self.id = uuid.uuid4().hex[:6]
+        self.pod_cidr = loopback_cidr(self.id)
         self.checkpoints = checkpoints
         self.nodes: list[str] = []
         self.teams: list[str] = []
@@ -203,7 +218,7 @@ class Pool:
             labels = {POOL_LABEL: self.id, "type": "kwok"}
             if rack is not None:
                 labels["gpupool.io/rack"] = rack
-            await self.kube.create(NODES, fake_node(name, gpus, labels))
+            await self.kube.create(NODES, fake_node(name, gpus, labels, str(self.pod_cidr)))
             self.nodes.append(name)
             names.append(name)
         for name in names:
@@ -267,12 +282,8 @@ class Pool:
         pod_annotations: dict[str, str] | None = None,
         **spec: Any,
     ) -> JSON:
-        annotations = {
-            CHECKPOINT_ADDRESS_ANNOTATION: self.checkpoints.address,
-            **(pod_annotations or {}),
-        }
         template: JSON = {
-            "metadata": {"annotations": annotations},
+            "metadata": {"annotations": dict(pod_annotations or {})},
             "spec": {"containers": [{"name": "train", "image": "train:latest"}]},
         }
         body: JSON = {"gpusPerWorker": gpus, "template": template, **spec}
@@ -284,7 +295,7 @@ class Pool:
             body["checkpoint"] = {
                 "mode": "httpPost",
                 "timeoutSeconds": hook_timeout,
-                "httpPost": {"port": 8080, "path": "/checkpoint"},
+                "httpPost": {"port": HOOK_PORT, "path": "/checkpoint"},
             }
         created: JSON = await self.kube.create(
             GPUJOBS,
@@ -517,8 +528,8 @@ class Pool:
                 await self.kube.delete(NODES, node)
 
 
-def fake_node(name: str, gpus: int, labels: dict[str, str]) -> JSON:
-    """A kwok-managed node advertising `gpus` nvidia.com/gpu."""
+def fake_node(name: str, gpus: int, labels: dict[str, str], pod_cidr: str) -> JSON:
+    """A kwok-managed node advertising `gpus` nvidia.com/gpu, its pods' IPs in `pod_cidr`."""
     capacity = {"nvidia.com/gpu": str(gpus), "cpu": "96", "memory": "1Ti", "pods": "110"}
     return {
         "apiVersion": "v1",
@@ -529,7 +540,8 @@ def fake_node(name: str, gpus: int, labels: dict[str, str]) -> JSON:
             "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
         },
         "spec": {
-            "taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]
+            "podCIDR": pod_cidr,
+            "taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}],
         },
         "status": {"capacity": capacity, "allocatable": capacity},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import pytest
@@ -29,6 +30,13 @@ async def test_idle_gpus_are_lent_then_reclaimed_and_the_borrower_resumes(
             await pool.submit(vision_ns, name)
         for name in ("a", "b"):
             await pool.wait_phase(vision_ns, name, "Running")
+        # kwok gives the pods IPs of the pool's loopback CIDR, where the hooks listen.
+        ips = {
+            pod["metadata"]["name"]: pod["status"]["podIP"]
+            for name in ("a", "b")
+            for pod in await pool.job_pods(vision_ns, name)
+        }
+        assert all(ipaddress.ip_address(ip) in pool.pod_cidr for ip in ips.values()), ips
 
         async def borrowing() -> dict[str, int] | None:
             status = (await kube.get(TEAMQUOTAS, vision)).get("status") or {}
@@ -47,6 +55,9 @@ async def test_idle_gpus_are_lent_then_reclaimed_and_the_borrower_resumes(
         assert status["phase"] == "Pending"
         checkpoint = status["lastCheckpoint"]["location"]
         assert checkpoint.startswith(f"s3://ckpt/{vision_ns}/{victim}/")
+        # The hook went to the victim's own pod: its IP, the port of its spec.
+        (call,) = [call for call in pool.checkpoints.calls if call["job"] == victim]
+        assert call["_to"] == ips[call["pod"]]
         conditions = {c["type"]: c for c in status["conditions"]}
         assert conditions["Preempted"]["status"] == "True"
         assert conditions["Preempted"]["reason"] == "ReclaimBorrowed"

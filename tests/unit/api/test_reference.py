@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gpupool.api.crdgen import RESOURCES, build_crd
+from gpupool.api.podtemplate import POD_SPEC_PATH
 from gpupool.api.reference import render_reference
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -24,6 +25,8 @@ def leaves(node: dict[str, Any], prefix: str) -> list[str]:
     for name, child in node.get("properties", {}).items():
         path = f"{prefix}.{name}"
         found.append(path)
+        if path == f"spec{POD_SPEC_PATH}":
+            continue  # Kubernetes' own PodSpec: documented by Kubernetes
         nested = child.get("items", child) if child.get("type") == "array" else child
         suffix = "[]" if nested is not child else ""
         found += leaves(nested, path + suffix)

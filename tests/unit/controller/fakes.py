@@ -71,11 +71,16 @@ class FakeKube:
     def items(self, resource: Resource) -> list[JSON]:
         return [obj for (plural, _, _), obj in self.objects.items() if plural == resource.plural]
 
-    async def create(self, resource: Resource, body: JSON, namespace: str | None = None) -> JSON:
-        self.calls.append(("create", resource.plural, body["metadata"].get("name", "")))
+    async def create(
+        self, resource: Resource, body: JSON, namespace: str | None = None, *, dry_run: bool = False
+    ) -> JSON:
+        verb = "dry-run create" if dry_run else "create"
+        self.calls.append((verb, resource.plural, body["metadata"].get("name", "")))
         key = self._key(resource, namespace, body["metadata"].get("name", ""))
-        if (resource.plural, key[2]) in self.refuse:
+        if (resource.plural, key[2]) in self.refuse or (resource.plural, "*") in self.refuse:
             raise ApiError(422, "Invalid", f"refused {key[2]}")
+        if dry_run:
+            return copy.deepcopy(body)
         if key in self.objects:
             raise ApiError(409, "AlreadyExists", f"{key[2]} exists")
         body = copy.deepcopy(body)

@@ -20,7 +20,6 @@ from aiohttp import web
 from gpupool.api import CheckpointHook
 from gpupool.controller import checkpoint
 from gpupool.controller.checkpoint import (
-    CHECKPOINT_ADDRESS_ANNOTATION,
     DEADLINE_MARGIN_S,
     GRACE_AFTER_FAILED_HOOK_S,
     GRACE_AFTER_SAVED_S,
@@ -446,15 +445,15 @@ class Workers:
     behaviour: dict[str, Behaviour] = field(default_factory=dict)
     requests: list[JSON] = field(default_factory=list)
 
-    def pod(self, index: int, behaviour: Behaviour, *, annotate: bool = True) -> JSON:
+    def pod(self, index: int, behaviour: Behaviour, *, ip: str = "127.0.0.1") -> JSON:
+        """A worker pod whose IP is where this server listens (loopback)."""
         pod = make_pod(index)
         self.behaviour[pod["metadata"]["name"]] = behaviour
-        if annotate:
-            address = f"127.0.0.1:{self.port}"
-            pod["metadata"]["annotations"] = {CHECKPOINT_ADDRESS_ANNOTATION: address}
-        else:
-            pod["status"]["podIP"] = "127.0.0.1"
+        pod["status"]["podIP"] = ip
         return pod
+
+    def hook(self, timeout: int = 5) -> CheckpointHook:
+        return http_hook(port=self.port, timeout=timeout)
 
 
 @pytest.fixture
@@ -505,7 +504,7 @@ async def test_http_success_prefers_worker_zero(api: FakePods, workers: Workers)
         return web.json_response({"checkpoint": "s3://b/zero"})
 
     pods = [workers.pod(1, reply(200, {"checkpoint": "s3://b/one"})), workers.pod(0, slow_zero)]
-    outcome, _ = await run_http(api, pods, http_hook())
+    outcome, _ = await run_http(api, pods, workers.hook())
     assert outcome.outcome == "succeeded"
     assert (outcome.location, outcome.source) == ("s3://b/zero", "hook")
     assert {r["path"] for r in workers.requests} == {"/ck"}
@@ -520,15 +519,33 @@ async def test_http_first_answer_when_worker_zero_fails(api: FakePods, workers: 
         workers.pod(0, reply(500, "disk full")),
         workers.pod(1, reply(200, {"checkpoint": "/c/1"})),
     ]
-    outcome, _ = await run_http(api, pods, http_hook())
+    outcome, _ = await run_http(api, pods, workers.hook())
     assert (outcome.outcome, outcome.location) == ("succeeded", "/c/1")
-    assert "HTTP 500" in outcome.message and "disk full" in outcome.message
+    # What an error reply says is never repeated (status, Events): only its code.
+    assert "HTTP 500" in outcome.message and "disk full" not in outcome.message
 
 
-async def test_http_uses_the_pod_ip_without_the_annotation(api: FakePods, workers: Workers) -> None:
-    pods = [workers.pod(0, reply(200, {"checkpoint": "/c/ip"}), annotate=False)]
-    outcome, _ = await run_http(api, pods, http_hook(port=workers.port))
+async def test_http_goes_to_the_pod_ip_and_the_spec_port(api: FakePods, workers: Workers) -> None:
+    pod = workers.pod(0, reply(200, {"checkpoint": "/c/ip"}))
+    pod["metadata"]["annotations"] = {"gpupool.io/checkpoint-address": "127.0.0.1:9"}
+    outcome, _ = await run_http(api, [pod], workers.hook())
     assert (outcome.outcome, outcome.location) == ("succeeded", "/c/ip")
+    assert workers.requests[0]["path"] == "/ck"
+
+
+async def test_the_operator_setting_replaces_the_address(api: FakePods, workers: Workers) -> None:
+    pods = [workers.pod(0, reply(200, {"checkpoint": "/c/set"}), ip="192.0.2.7")]
+    api.add(*pods)
+    outcome = await request_checkpoint(
+        api,
+        namespace=NAMESPACE,
+        job_name=JOB,
+        pods=pods,
+        hook=http_hook(port=1),
+        now=time.monotonic,
+        address=f"127.0.0.1:{workers.port}",
+    )
+    assert (outcome.outcome, outcome.location) == ("succeeded", "/c/set")
 
 
 @pytest.mark.parametrize(
@@ -538,12 +555,15 @@ async def test_http_uses_the_pod_ip_without_the_annotation(api: FakePods, worker
         (200, {"saved": True}, "not JSON"),
         (200, {"checkpoint": ""}, "not JSON"),
         (500, {"error": "boom"}, "HTTP 500"),
+        (200, {"checkpoint": "s3://" + "x" * 2000}, "at most 1024 printable characters"),
+        (200, {"checkpoint": "/c\n/1"}, "at most 1024 printable characters"),
+        (200, {"checkpoint": "/c/1", "pad": "x" * 20_000}, "longer than 16384 bytes"),
     ],
 )
 async def test_http_failures(
     api: FakePods, workers: Workers, status: int, body: Any, words: str
 ) -> None:
-    outcome, _ = await run_http(api, [workers.pod(0, reply(status, body))], http_hook())
+    outcome, _ = await run_http(api, [workers.pod(0, reply(status, body))], workers.hook())
     assert outcome.outcome == "failed"
     assert outcome.location is None
     assert outcome.source == "unknown"
@@ -553,7 +573,7 @@ async def test_http_failures(
 
 async def test_http_timeout_is_bounded_by_the_hook(api: FakePods, workers: Workers) -> None:
     pods = [workers.pod(0, hang()), workers.pod(1, reply(500, "no"))]
-    outcome, elapsed = await run_http(api, pods, http_hook(timeout=1))
+    outcome, elapsed = await run_http(api, pods, workers.hook(timeout=1))
     assert outcome.outcome == "timeout"
     assert 0.9 <= elapsed < 3
     assert "within 1s" in outcome.message
@@ -563,9 +583,9 @@ async def test_http_timeout_is_bounded_by_the_hook(api: FakePods, workers: Worke
 
 async def test_http_unreachable_and_ip_less_pods_fail(api: FakePods) -> None:
     unreachable = make_pod(0)
-    unreachable["metadata"]["annotations"] = {CHECKPOINT_ADDRESS_ANNOTATION: "127.0.0.1:9"}
+    unreachable["status"]["podIP"] = "127.0.0.1"
     no_ip = make_pod(1)
-    outcome, _ = await run_http(api, [unreachable, no_ip], http_hook())
+    outcome, _ = await run_http(api, [unreachable, no_ip], http_hook(port=9))
     assert outcome.outcome == "failed"
     assert "POST http://127.0.0.1:9/ck failed" in outcome.message
     assert "no IP" in outcome.message

@@ -40,6 +40,7 @@ async def test_idle_capacity_is_lent_and_taken_back_after_a_checkpoint(world: Wo
     assert (tq["allocatedGPUs"], tq["borrowedGPUs"]) == (16, 8)
 
     world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is preempted
     await world.cycle()
     evicted = [k for k in ("vision/a", "vision/b") if world.status(k)["phase"] == "Pending"]
     assert len(evicted) == 1
@@ -183,6 +184,7 @@ async def test_the_hook_gets_its_whole_timeout_even_when_the_record_is_written_l
 
     world.kube.patch = slow_record_write  # type: ignore[method-assign]
     world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is preempted
     await world.cycle()
     (note,) = world.events("Requeued")
     assert "deadline passed" not in note

@@ -85,6 +85,7 @@ async def test_a_reclaim_counts_the_preemption_and_the_hook_outcome(world: World
     await world.cycle()
     assert value("gpupool_team_gpus", team="vision", kind="borrowed") == 8
     world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is preempted
     await world.cycle()
     assert value("gpupool_preemptions_total", reason="ReclaimBorrowed") - reclaimed == 1
     assert value("gpupool_checkpoint_hooks_total", outcome="skipped") - skipped == 1
@@ -128,6 +129,7 @@ async def test_reclaiming_an_idle_job_counts_its_gpus_and_idle_gpu_seconds(world
     await world.cycle(120)
     assert value("gpupool_idle_jobs", team="vision", mode="enforce") == 2
     world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is preempted
     await world.cycle()
     assert value("gpupool_idle_reclaimed_gpus_total", team="vision") - gpus == 8
     assert value("gpupool_idle_reclaimed_gpu_seconds_total", team="vision") - seconds == (

@@ -5,12 +5,15 @@ Indexes are plain mappings of key -> [record], the shape kopf hands to handlers.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
 import pytest
 
 from gpupool.controller.records import NodeRecord, TeamRecord, node_record, team_record
+from gpupool.k8s import ApiError
+from gpupool.k8s.decoding import UNDECODABLE
 from gpupool.webhook.handlers import answer, review_gpujob, review_teamquota, validate_gpujob
 
 CONTAINERS = [{"name": "train", "image": "pytorch:2"}]
@@ -42,6 +45,13 @@ def teams(*records: TeamRecord) -> dict[str, list[TeamRecord]]:
 # 2 nodes × 8 GPUs; team vision owns vision-train (16 guaranteed, borrows up to 24).
 NODES = cluster(node("gpu-1", 8), node("gpu-2", 8), node("cpu-1", 0))
 TEAMS = teams(team("vision", ["vision-train"], 8, 24), team("nlp", ["nlp"], 4))
+
+
+DEEP: dict[str, Any] = {}
+_level = DEEP
+for _ in range(40):
+    _level["a"] = {}
+    _level = _level["a"]
 
 
 def gpujob(namespace: str = "vision-train", **spec: Any) -> kopf.Body:
@@ -86,6 +96,32 @@ async def test_a_job_of_the_namespaces_team_that_fits_is_admitted() -> None:
         (
             gpujob(template={"spec": {"nodeName": "gpu-1", "containers": CONTAINERS}}),
             "spec.template.spec.nodeName: must be empty",
+        ),
+        (
+            gpujob(template={"metadata": DEEP, "spec": {"containers": CONTAINERS}}),
+            "spec.template.metadata.a.a.a… (35 levels): nested deeper than 32 levels",
+        ),
+        (
+            gpujob(template={"spec": {"containers": CONTAINERS * 10_000}}),
+            "spec.template.spec.containers: 10000 items, more than 64",
+        ),
+        (
+            gpujob(
+                template={
+                    "metadata": {"annotations": {"big": "x" * (1024 * 1024)}},
+                    "spec": {"containers": CONTAINERS},
+                }
+            ),
+            "spec.template: 1024 KiB as JSON, more than the 512 KiB",
+        ),
+        (
+            gpujob(
+                template={
+                    "metadata": {"annotations": {"gpupool.io/checkpoint-address": "evil:80"}},
+                    "spec": {"containers": CONTAINERS},
+                }
+            ),
+            "spec.template.metadata.annotations[gpupool.io/checkpoint-address]: not allowed",
         ),
     ],
 )
@@ -154,3 +190,64 @@ def test_an_invalid_indexed_team_is_ignored() -> None:
     broken = team_record({"metadata": {"name": "broken"}, "spec": {"guaranteedGPUs": -1}})
     assert broken.spec is None
     assert admit_team("x", {"namespaces": ["x"], "guaranteedGPUs": 1}, teams(broken)) == []
+
+
+async def test_an_object_the_decoder_had_to_cut_is_refused_naming_the_field() -> None:
+    body = gpujob()
+    marked = kopf.Body({**body, UNDECODABLE: "spec.template.metadata.a.a… (64 levels): too deep"})
+    with pytest.raises(kopf.AdmissionError) as refused:
+        await admit_job(marked)
+    assert "spec.template.metadata.a.a… (64 levels)" in str(refused.value)
+
+
+class DryRunClient:
+    def __init__(self, error: ApiError | None) -> None:
+        self.error = error
+        self.created: list[tuple[str, str | None, bool]] = []
+
+    async def create(
+        self, resource: Any, body: dict[str, Any], namespace: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        self.created.append((body["metadata"]["name"], namespace, kwargs.get("dry_run", False)))
+        if self.error is not None:
+            raise self.error
+        return body
+
+
+def memo_with(client: DryRunClient) -> Any:
+    return SimpleNamespace(gpupool=SimpleNamespace(client=client))
+
+
+async def test_the_worker_pod_is_dry_run_and_a_refusal_names_the_template_field() -> None:
+    refusal = ApiError(
+        422,
+        "Invalid",
+        'Pod "resnet-0-0" is invalid',
+        {"details": {"causes": [{"field": "metadata.annotations", "message": "Too long"}]}},
+    )
+    client = DryRunClient(refusal)
+    with pytest.raises(kopf.AdmissionError) as refused:
+        await validate_gpujob(
+            body=gpujob(),
+            warnings=[],
+            operation="CREATE",
+            teamquota_index=TEAMS,
+            node_index=NODES,
+            memo=memo_with(client),
+        )
+    assert "spec.template.metadata.annotations: Too long" in str(refused.value)
+    assert client.created == [("resnet-0-0", "vision-train", True)]
+
+
+async def test_an_api_server_that_cannot_answer_now_admits_with_a_warning() -> None:
+    client = DryRunClient(ApiError(503, "ServiceUnavailable", "etcd is slow"))
+    warnings: list[str] = []
+    await validate_gpujob(
+        body=gpujob(),
+        warnings=warnings,
+        operation="CREATE",
+        teamquota_index=TEAMS,
+        node_index=NODES,
+        memo=memo_with(client),
+    )
+    assert warnings and "could not be checked now" in warnings[0]

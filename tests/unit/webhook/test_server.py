@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from gpupool.k8s import ApiError
+from gpupool.k8s.decoding import UNDECODABLE
 from gpupool.webhook.config import WebhookConfig
 from gpupool.webhook.leader import SERVING, SERVING_LABEL, ServingLabel
 from gpupool.webhook.server import build_server
@@ -109,3 +110,38 @@ async def test_a_refused_label_is_logged_not_fatal(caplog: pytest.LogCaptureFixt
     label = ServingLabel(client, "p", "ns")  # type: ignore[arg-type]
     await label.set(True)
     assert "webhook label not set" in caplog.text
+
+
+async def marks(request: dict[str, Any], **_: Any) -> dict[str, Any]:
+    obj = request["request"]["object"]
+    return {"response": {"uid": request["request"]["uid"], "mark": obj.get(UNDECODABLE)}}
+
+
+async def test_a_review_nested_too_deep_reaches_the_validators_cut_not_a_500() -> None:
+    port = free_port()
+    server = build_server(WebhookConfig(port=port), serving=lambda: True)
+    configs = server(marks)  # type: ignore[arg-type]
+    client_config = await asyncio.wait_for(anext(configs), timeout=10)
+    deep = '{"a":' * 1100 + "1" + "}" * 1100
+    review = (
+        '{"request":{"uid":"u2","object":{"metadata":{"name":"j"},'
+        '"spec":{"template":{"metadata":' + deep + "}}}}}"
+    )
+    try:
+        ca = base64.b64decode(client_config["caBundle"]).decode()
+        context = ssl.create_default_context(cadata=ca)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{client_config['url']}/gpujobs",
+                data=review,
+                headers={"Content-Type": "application/json"},
+                ssl=context,
+            ) as reply,
+        ):
+            assert reply.status == 200
+            body = await reply.json()
+        assert body["response"]["uid"] == "u2"
+        assert body["response"]["mark"].startswith("spec.template.metadata.a.a")
+    finally:
+        await configs.aclose()  # type: ignore[attr-defined]

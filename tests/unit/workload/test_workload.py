@@ -20,7 +20,7 @@ import pytest
 
 import gpupool
 from gpupool.api import CheckpointHook
-from gpupool.controller.checkpoint import CHECKPOINT_ADDRESS_ANNOTATION, request_checkpoint
+from gpupool.controller.checkpoint import request_checkpoint
 from gpupool.controller.termination import parse_termination_message
 from gpupool.workload import (
     Checkpointer,
@@ -302,15 +302,13 @@ async def test_gpupool_http_hook_against_the_helper_endpoint(log: Path) -> None:
 
     endpoint = serve_checkpoint_endpoint(0, "/save", lambda: "gs://b/run/7", host="127.0.0.1")
     try:
-        pod = {
-            "metadata": {
-                "name": "job-0-0",
-                "uid": "u",
-                "annotations": {CHECKPOINT_ADDRESS_ANNOTATION: f"127.0.0.1:{endpoint.port}"},
-            }
-        }
+        pod = {"metadata": {"name": "job-0-0", "uid": "u"}, "status": {"podIP": "127.0.0.1"}}
         hook = CheckpointHook.model_validate(
-            {"mode": "httpPost", "timeoutSeconds": 5, "httpPost": {"port": 1, "path": "/save"}}
+            {
+                "mode": "httpPost",
+                "timeoutSeconds": 5,
+                "httpPost": {"port": endpoint.port, "path": "/save"},
+            }
         )
         pods = Pods()
         outcome = await request_checkpoint(
