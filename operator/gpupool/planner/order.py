@@ -1,5 +1,7 @@
-"""Queue order: teams furthest below entitlement first; within a team, effective
-priority (priority plus aging), then submission time, then name."""
+"""Queue order: a job its team's guarantee covers before any job that would go
+beyond its team's guarantee (as Kueue serves requests under nominal quota before
+borrowing ones); then teams furthest below entitlement first; within a team,
+effective priority (priority plus aging), then submission time, then name."""
 
 from __future__ import annotations
 
@@ -36,27 +38,37 @@ def sort_queue(jobs: Sequence[Job], now: float, config: PlannerConfig) -> list[J
     return [entry[4] for entry in keyed]
 
 
+ServiceKey = tuple[bool, tuple[int, float, str]]
+
+
+def _service_key(ledger: TeamLedger, head: Job) -> ServiceKey:
+    """Within guarantee first (the guarantee is the promise), then the team's key."""
+    beyond = ledger.allocated + head.min_gpus > ledger.team.guaranteed_gpus
+    return (beyond, ledger.service_key())
+
+
 def serve_in_order(
     queues: Mapping[str, list[Job]], ledgers: Mapping[str, TeamLedger]
 ) -> Iterator[Job]:
-    """Yield pending jobs one at a time, always from the team furthest below its
-    entitlement *as the cycle's decisions move it* (read again after each job)."""
-    heap = [(ledgers[team].service_key(), team) for team in queues if queues[team]]
+    """Yield pending jobs one at a time, always from the team whose head its
+    guarantee covers, else furthest below its entitlement, *as the cycle's decisions
+    move it* (read again after each job)."""
+    heap = [(_service_key(ledgers[team], queues[team][0]), team) for team in queues if queues[team]]
     heapq.heapify(heap)
     cursor = dict.fromkeys(queues, 0)
     while heap:
-        (over, _, _), team = heapq.heappop(heap)
+        key, team = heapq.heappop(heap)
         queue = queues[team]
         index = cursor[team]
         ledger = ledgers[team]
-        # Within step 5 only `allocated` moves a service key: comparing its first
-        # part with the key the team was queued under is comparing the keys.
         while index < len(queue):
             yield queue[index]
             index += 1
-            if ledger.over_entitlement != over:
-                if index < len(queue):
-                    heapq.heappush(heap, (ledger.service_key(), team))
+            if index >= len(queue):
+                break
+            now_key = _service_key(ledger, queue[index])
+            if now_key != key:
+                heapq.heappush(heap, (now_key, team))
                 break
             # Unchanged (the job was not admitted): the team is still first in line,
             # so keep serving it without a round trip through the heap.

@@ -4,6 +4,13 @@ Stages, cheapest first: shrink elastic jobs (down to minWorkers) → jobs idle p
 their team's idleReclaim in enforce mode → whole jobs of teams above entitlement
 (only for a team below its own) → lower-priority jobs of the same team.
 
+The guarantee is the promise: a job that keeps its team within its guarantee may
+reclaim from any team above its own guarantee, down to that guarantee, not only
+down to its fair-share entitlement (a team at or below its guarantee is never
+reclaimed from, so the lender cannot reclaim back). Victims are whole jobs: with
+the entitlement floor, a lender above its entitlement by less than its smallest
+job could not be reclaimed from, and a team within its guarantee waited hours.
+
 The search walks reclaimable units in that order and, within a stage, by victim
 cost (GPU-seconds lost since the last checkpoint, then priority), adding each unit's
 GPUs to the nodes it frees and stopping as soon as the gang fits: the most expensive
@@ -232,6 +239,11 @@ class VictimPool:
         for units in self.regular.values():
             units.sort(key=_unit_key)
 
+    def within_guarantee(self, request: Request) -> bool:
+        """Whether the request keeps its team within its guarantee (see the module doc)."""
+        mine = self.ledgers[request.job.team]
+        return mine.allocated + request.shape.total <= mine.team.guaranteed_gpus
+
     def _spots(self, holding: Holding, workers: Iterable[int]) -> tuple[tuple[int, int], ...]:
         usable = self.capacity.usable
         return tuple(
@@ -248,7 +260,15 @@ class VictimPool:
         yield Stage.ELASTIC_SHRINK, self.shrink
         yield Stage.IDLE_RECLAIM, self.idle
         mine = self.ledgers[team]
-        if mine.allocated < mine.entitlement:
+        if self.within_guarantee(request):
+            lenders = [
+                units
+                for name, units in self.regular.items()
+                if name != team
+                and self.ledgers[name].allocated > self.ledgers[name].team.guaranteed_gpus
+            ]
+            yield Stage.RECLAIM_BORROWED, heapq.merge(*lenders, key=_unit_key)
+        elif mine.allocated < mine.entitlement:
             lenders = [
                 units
                 for name, units in self.regular.items()
@@ -276,6 +296,10 @@ class VictimPool:
             return selection
         return self._select(request, cumulative_floors=True)
 
+    def _fair_share_floor(self, request: Request, stage: Stage) -> bool:
+        """Whether a victim of this stage is also protected down to its entitlement."""
+        return stage is Stage.RECLAIM_BORROWED and not self.within_guarantee(request)
+
     def _within_floors(self, request: Request, selection: Selection) -> bool:
         taken: dict[str, int] = {}
         fair_share: set[str] = set()
@@ -285,7 +309,7 @@ class VictimPool:
                 continue
             workers = victim.holding.job.workers
             taken[team] = taken.get(team, 0) + sum(workers[i].gpus for i in victim.workers)
-            if victim.stage is Stage.RECLAIM_BORROWED:
+            if self._fair_share_floor(request, victim.stage):
                 fair_share.add(team)
         return all(
             self.ledgers[team].allocated - gpus
@@ -325,7 +349,7 @@ class VictimPool:
         for stage, units in self._stages(request):
             if satisfied:
                 break
-            fair_share = stage is Stage.RECLAIM_BORROWED
+            fair_share = self._fair_share_floor(request, stage)
             shrinking = stage is Stage.ELASTIC_SHRINK
             floors.clear()
             for unit in units:

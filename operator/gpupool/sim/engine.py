@@ -3,11 +3,12 @@
 Events (arrivals, completions, checkpoint hooks finishing, wake-ups) are handled
 in time order; the scheduling loop runs at most once per `cycle_seconds`, on the
 cycle boundary after the first event, and only when something changed and some job
-waits. Applying a plan does what the operator's executor does: an admitted job
-starts on the plan's workers; a preempted job with a checkpoint hook keeps its
-GPUs in state PREEMPTING (`preempted_for` set) until the hook finishes, then
-returns to the queue with its work saved; without a hook it is evicted at once and
-returns to the queue with the work of its last periodic checkpoint.
+waits. Applying a plan does what the operator's executor (and Kueue's job
+controller) does: an admitted job starts on the plan's workers; a preempted job
+gets SIGTERM, whichever policy preempted it. One that saves on SIGTERM keeps its
+GPUs in state PREEMPTING (`preempted_for` set) while it saves, then returns to the
+queue with its work saved; one that does not dies at once and returns to the queue
+with the work of its last periodic checkpoint.
 
 Wake-ups cover changes no event announces: a young job passing the planner's
 minimum runtime, a job idle long enough for its team's idleReclaim, a preemption
@@ -24,7 +25,15 @@ from enum import IntEnum
 
 from gpupool.planner import JobState, PendingReason, Plan, PreemptionReason, Team, WorkerPlacement
 from gpupool.sim.metrics import PolicyResult, Recorder
-from gpupool.sim.model import SimConfig, build_nodes, slowdown, utilization_model, worker_shape
+from gpupool.sim.model import (
+    IdleModel,
+    SimConfig,
+    build_nodes,
+    sigterm_savers,
+    slowdown,
+    utilization_model,
+    worker_shape,
+)
 from gpupool.sim.policy import Policy
 from gpupool.sim.state import Cluster, SimJob
 from gpupool.sim.trace import TraceJob
@@ -59,10 +68,11 @@ class Engine:
             if team.idle_reclaim is not None
         }
         profiles = utilization_model(trace, config.seed)
+        savers = sigterm_savers(trace, config.seed, config.sigterm_save)
         jobs = []
-        for i, (entry, profile) in enumerate(zip(trace, profiles, strict=True)):
+        for i, (entry, profile, saves) in enumerate(zip(trace, profiles, savers, strict=True)):
             per_worker, workers = worker_shape(entry.gpus, config.gpus_per_node)
-            jobs.append(SimJob(entry, i, per_worker, workers, profile))
+            jobs.append(SimJob(entry, i, per_worker, workers, profile, saves))
         self.cluster = Cluster(config, build_nodes(config), tuple(teams), jobs)
         self.by_key = self.cluster.by_key
         self.recorder = Recorder(self.cluster)
@@ -158,10 +168,14 @@ class Engine:
         evicted = False
         for preemption in plan.preemptions:
             job = self.by_key[preemption.job]
-            if self.policy.checkpoint_hook:
-                self._checkpoint(job, now, preemption.for_job)
-                idle = preemption.reason is PreemptionReason.IDLE_RECLAIM
-                job.queued_at = now + self.config.hook_seconds if idle else None
+            saves = job.saves_on_sigterm
+            # The operator requeues a job reclaimed for idleness behind the jobs
+            # submitted before it (docs/operator.md, "Idle reclaim").
+            idle = preemption.reason is PreemptionReason.IDLE_RECLAIM
+            requeued = now + (self.config.save_seconds if saves else 0.0)
+            job.queued_at = requeued if idle else None
+            if saves:
+                self._save(job, now, preemption.for_job)
             else:
                 self._evict(job, now)
                 evicted = True
@@ -177,7 +191,7 @@ class Engine:
         cluster = self.cluster
         cluster.dequeue(job, now)
         cluster.take(job, workers)
-        job.resume(now)
+        job.resume(now, self.config.idle_model is IdleModel.PASSES)
         job.state = JobState.RUNNING
         job.run += 1
         job.run_start = now
@@ -204,12 +218,14 @@ class Engine:
         profile = job.profile
         if not self.policy.idle_reclaim or after is None or job.progress >= profile.idle_end:
             return
-        idle_from = job.wall_time_at_work(max(profile.idle_start, job.progress))
-        if idle_from + after < job.wall_time_at_work(profile.idle_end):
-            self._push(idle_from + after, Event.WAKE, job)
+        seen = job.wall_time_at_work(max(profile.idle_start, job.progress))
+        seen += self.config.idle_seen_after
+        until = job.wall_time_at_work(profile.idle_end) + self.config.publish_seconds
+        if seen + after < until:
+            self._push(seen + after, Event.WAKE, job)
 
     def _evict(self, job: SimJob, now: float) -> None:
-        """Kill the job now: it keeps the work of its last periodic checkpoint."""
+        """SIGTERM kills the job now: it keeps the work of its last periodic checkpoint."""
         assert job.run_start is not None
         done = job.work_at(now)
         self.recorder.ran(job, job.progress, done)
@@ -223,17 +239,17 @@ class Engine:
         self.cluster.release(job)
         self.cluster.enqueue(job, now)
 
-    def _checkpoint(self, job: SimJob, now: float, for_job: str | None) -> None:
-        """Run the checkpoint hook: the job keeps its GPUs until it finishes."""
+    def _save(self, job: SimJob, now: float, for_job: str | None) -> None:
+        """SIGTERM makes the job save: it keeps its GPUs until the save is written."""
         done = job.work_at(now)
         self.recorder.ran(job, job.progress, done)
-        self.recorder.lost(job.gpus * self.config.hook_seconds)
+        self.recorder.lost(job.gpus * self.config.save_seconds)
         job.progress = done
         job.state = JobState.PREEMPTING
         job.preempted_for = for_job
         job.preemptions += 1
         job.run += 1
-        self._push(now + self.config.hook_seconds, Event.HOOK_DONE, job)
+        self._push(now + self.config.save_seconds, Event.HOOK_DONE, job)
 
 
 def simulate(

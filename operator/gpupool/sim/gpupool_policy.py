@@ -1,6 +1,8 @@
 """The `gpupool` policy: the operator's own planner, fed the simulated cluster.
 
-Every job has a checkpoint hook; multi-node jobs ask for one rack (preferred, not
+Every job has the default checkpoint hook (`signal`: SIGTERM, grace = its
+timeout), so whether a victim saves is the job's own trait, as under Kueue (see
+`model`); multi-node jobs ask for one rack (preferred, not
 required), as a topology-aware user would; teams reclaim idle GPUs per their
 idleReclaim. The planner's production defaults apply (minimum runtime, aging).
 
@@ -38,7 +40,6 @@ SAME_RACK = PlacementPolicy(topology=TopologyLevel.RACK, required=False)
 
 class GpupoolPolicy:
     name = "gpupool"
-    checkpoint_hook = True
     idle_reclaim = True
 
     def __init__(self, teams: Sequence[Team], config: PlannerConfig | None = None) -> None:
@@ -87,7 +88,8 @@ class GpupoolPolicy:
             key: tuple[object, ...] = (job.state, job.run)
             idle_since = checkpoint = None
         else:
-            idle_since = job.idle_since(now) if job.state is JobState.RUNNING else None
+            config = cluster.config
+            idle_since = job.idle_since(now, config.idle_seen_after, config.publish_seconds)
             periodic = job.periodic_checkpoint(now, cluster.config.checkpoint_interval)
             checkpoint = max(
                 (t for t in (periodic, job.hook_checkpoint_at) if t is not None), default=None

@@ -1,4 +1,5 @@
-"""The `static` and `borrow` baselines: Kueue's admission semantics, topology-unaware.
+"""The `static`, `borrow` and `kueue-fair` baselines: Kueue's admission semantics,
+topology-unaware.
 
 One ClusterQueue per team with `nominalQuota` = its guarantee, all in one cohort;
 `queueingStrategy: BestEffortFIFO` (a head that cannot be admitted does not block
@@ -7,6 +8,9 @@ the jobs behind it); pods placed first-fit (see `placement`).
 - `borrow`: `borrowingLimit` = maxGPUs − guarantee (unlimited without maxGPUs);
   `preemption: {reclaimWithinCohort: Any, withinClusterQueue: LowerPriority}`.
 - `static`: `borrowingLimit: 0` — each team uses only its guaranteed GPUs.
+- `kueue-fair`: `borrow` with fair sharing on (`fairSharing: {enable: true,
+  preemptionStrategies: [LessThanOrEqualToFinalShare, LessThanInitialShare]}`,
+  each ClusterQueue's `fairSharing.weight` = its team's weight); see `kueue_fair`.
 
 Each cycle does what Kueue's back-to-back cycles do: heads are taken in Kueue's
 order (jobs that fit without borrowing first, then priority, then creation time);
@@ -16,8 +20,11 @@ jobs of ClusterQueues that are borrowing (only when the job would stay within it
 own nominal quota) and lower-priority jobs of its own queue, ordered other
 queues first, then lower priority, then most recently admitted; they are removed
 one by one (skipping a queue that stopped borrowing) until the job fits, then
-every one not needed is put back. Victims are evicted at once, with no checkpoint
-hook: their work since the last periodic checkpoint is lost. Kueue itself only
+every one not needed is put back. Workloads already evicted whose pods are still
+terminating come first (Kueue's `CandidatesOrdering` puts evicted workloads
+first): a head whose room is on its way waits for it instead of preempting
+again. Victims get SIGTERM like any evicted job (the engine's, see `model`).
+Kueue itself only
 checks quota and lets kube-scheduler place the pods; here a job is admitted, or
 preempts, only if its pods fit too, which spares the baseline admitted jobs
 stuck on fragmented nodes.
@@ -26,11 +33,12 @@ stuck on fragmented nodes.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from gpupool.planner import (
     Admission,
+    JobState,
     Plan,
     Preemption,
     PreemptionReason,
@@ -65,27 +73,84 @@ class _Cycle:
     unplaceable: set[Shape] = field(default_factory=set)
     stuck: dict[str, set[Shape]] = field(default_factory=dict)
     by_team: dict[str, list[SimJob]] | None = None
+    terminating: list[SimJob] | None = None
 
     def quota_fits(self, team: str, gpus: int, usage: dict[str, int], cohort: int) -> bool:
         return usage[team] + gpus <= self.limit[team] and cohort + gpus <= self.cohort_capacity
 
     def running_by_team(self) -> dict[str, list[SimJob]]:
+        """Running jobs per team (not those already evicted and terminating)."""
         if self.by_team is None:
             self.by_team = {}
             for job in self.cluster.running.values():
-                self.by_team.setdefault(job.team, []).append(job)
+                if job.state is JobState.RUNNING:
+                    self.by_team.setdefault(job.team, []).append(job)
         return self.by_team
+
+    def evicted(self) -> list[SimJob]:
+        """Jobs evicted in an earlier cycle whose pods still hold their GPUs."""
+        if self.terminating is None:
+            self.terminating = [
+                job for job in self.cluster.running.values() if job.state is JobState.PREEMPTING
+            ]
+        return self.terminating
+
+
+@dataclass(slots=True)
+class Trial:
+    """A preemption being tried: the cycle's usage and free GPUs with targets removed."""
+
+    cycle: _Cycle
+    job: SimJob
+    shape: Shape
+    usage: dict[str, int]
+    cohort: int
+    free: list[int]
+    targets: list[SimJob] = field(default_factory=list)
+
+    def _give(self, victim: SimJob, sign: int) -> None:
+        index = self.cycle.cluster.node_index
+        for worker in victim.workers:
+            self.free[index[worker.node]] += sign * worker.gpus
+        self.usage[victim.team] -= sign * victim.gpus
+        self.cohort -= sign * victim.gpus
+
+    def take(self, victim: SimJob) -> bool:
+        """Remove the victim; whether the job fits now."""
+        self._give(victim, +1)
+        self.targets.append(victim)
+        return self.room()
+
+    def room(self) -> bool:
+        job = self.job
+        return self.cycle.quota_fits(job.team, job.gpus, self.usage, self.cohort) and fits(
+            self.free, *self.shape
+        )
+
+    def fill_back(self) -> None:
+        """Put back, newest target first, every one the job fits without."""
+        for i in range(len(self.targets) - 2, -1, -1):
+            victim = self.targets[i]
+            self._give(victim, -1)
+            if self.room():
+                self.targets.pop(i)
+            else:
+                self._give(victim, +1)
 
 
 class KueuePolicy:
-    checkpoint_hook = False
     min_runtime_seconds = 0.0
     idle_reclaim = False
+    # Classic preemption reclaims from other queues only for a workload that stays
+    # within its queue's nominal quota (no `borrowWithinCohort`); fair sharing
+    # lets its strategies decide instead.
+    reclaim_needs_nominal = True
 
     def __init__(self, name: str, teams: Sequence[Team], *, borrowing: bool) -> None:
         self.name = name
         self.borrowing = borrowing
         self.nominal = {team.name: team.guaranteed_gpus for team in teams}
+        self.weight = {team.name: team.weight for team in teams}
         self.limit: dict[str, float] = {
             team.name: (
                 float(team.guaranteed_gpus)
@@ -111,7 +176,7 @@ class KueuePolicy:
         # Within a team and a shape jobs are served in order, so a cursor per shape
         # finds the team's next head without walking past jobs that cannot start.
         cursor: dict[tuple[str, Shape], int] = {}
-        heads: list[tuple[bool, float, int, str]] = []
+        heads: list[tuple[bool, int, float, int, str]] = []
 
         def push(team: str) -> None:
             best: SimJob | None = None
@@ -123,18 +188,23 @@ class KueuePolicy:
                     best = queue[at]
             if best is not None:
                 borrows = cycle.usage[team] + best.gpus > self.nominal[team]
-                heapq.heappush(heads, (borrows, best.trace.submitted, best.index, team))
+                share = self._head_share(cycle, team, best.gpus)
+                heapq.heappush(heads, (borrows, share, best.trace.submitted, best.index, team))
 
         for team in self.nominal:
             push(team)
         while heads:
-            _, _, index, team = heapq.heappop(heads)
+            *_, index, team = heapq.heappop(heads)
             job = cluster.jobs[index]
             cursor[team, job.shape] = cursor.get((team, job.shape), 0) + 1
             # A queue whose head preempts waits for it (Kueue keeps it the head).
             if not self._serve(cycle, job):
                 push(team)
         return Plan(admissions=tuple(cycle.admissions), preemptions=tuple(cycle.preemptions))
+
+    def _head_share(self, cycle: _Cycle, team: str, gpus: int) -> int:
+        """Heads' order after "borrows or not": classic Kueue has none (FIFO)."""
+        return 0
 
     @staticmethod
     def _blocked(cycle: _Cycle, team: str, shape: Shape, gpus: int) -> bool:
@@ -168,71 +238,50 @@ class KueuePolicy:
         nodes = ", ".join(dict.fromkeys(w.node for w in workers))
         cycle.admissions.append(Admission(job.key, job.team, workers, f"admitted on {nodes}"))
 
-    def _candidates(self, cycle: _Cycle, job: SimJob) -> list[SimJob]:
+    def _candidates(self, cycle: _Cycle, job: SimJob, usage: dict[str, int]) -> Iterator[SimJob]:
+        """Running jobs the job may preempt, in Kueue's `CandidatesOrdering`: other
+        queues first, then lower priority, then the most recently admitted."""
         team = job.team
-        within_nominal = cycle.usage[team] + job.gpus <= self.nominal[team]
+        within_nominal = (
+            not self.reclaim_needs_nominal or usage[team] + job.gpus <= self.nominal[team]
+        )
         candidates: list[SimJob] = []
         for owner, running in cycle.running_by_team().items():
             if owner == team:
                 candidates.extend(
-                    r
-                    for r in running
-                    if r.trace.key not in cycle.victims and r.priority < job.priority
+                    r for r in running if r.key not in cycle.victims and r.priority < job.priority
                 )
-            elif within_nominal and cycle.usage[owner] > self.nominal[owner]:
-                candidates.extend(r for r in running if r.trace.key not in cycle.victims)
+            elif within_nominal and usage[owner] > self.nominal[owner]:
+                candidates.extend(r for r in running if r.key not in cycle.victims)
+        candidates.sort(key=_newest_first(team))
+        return iter(candidates)
 
-        def order(victim: SimJob) -> tuple[bool, int, float, int]:
-            started = victim.run_start if victim.run_start is not None else 0.0
-            return (victim.team == team, victim.priority, -started, -victim.index)
-
-        candidates.sort(key=order)
-        return candidates
+    def _select(self, trial: Trial) -> bool:
+        """Classic preemption: candidates in order, skipping a queue no longer borrowing."""
+        team = trial.job.team
+        for victim in self._candidates(trial.cycle, trial.job, trial.usage):
+            owner = victim.team
+            if owner != team and trial.usage[owner] <= self.nominal[owner]:
+                continue
+            if trial.take(victim):
+                return True
+        return False
 
     def _preempt(self, cycle: _Cycle, job: SimJob, shape: Shape) -> bool:
-        candidates = self._candidates(cycle, job)
-        if not candidates:
-            return False
-        usage = dict(cycle.usage)
-        cohort = cycle.cohort_usage
-        free = list(cycle.free)
-        index = cycle.cluster.node_index
-        team = job.team
-
-        def give(victim: SimJob, sign: int) -> None:
-            for worker in victim.workers:
-                free[index[worker.node]] += sign * worker.gpus
-
-        def room() -> bool:
-            return cycle.quota_fits(team, job.gpus, usage, cohort) and fits(free, *shape)
-
-        targets: list[SimJob] = []
-        for victim in candidates:
-            owner = victim.team
-            if owner != team and usage[owner] <= self.nominal[owner]:
-                continue
-            give(victim, +1)
-            usage[owner] -= victim.gpus
-            cohort -= victim.gpus
-            targets.append(victim)
-            if room():
+        trial = Trial(cycle, job, shape, dict(cycle.usage), cycle.cohort_usage, list(cycle.free))
+        done = False
+        for victim in cycle.evicted():
+            if victim.key not in cycle.victims and trial.take(victim):
+                done = True
                 break
-        else:
+        if not done and not self._select(trial):
             return False
-        for i in range(len(targets) - 2, -1, -1):
-            victim = targets[i]
-            give(victim, -1)
-            usage[victim.team] += victim.gpus
-            cohort += victim.gpus
-            if room():
-                targets.pop(i)
-            else:
-                give(victim, +1)
-                usage[victim.team] -= victim.gpus
-                cohort -= victim.gpus
-        for victim in targets:
-            cycle.victims.add(victim.trace.key)
-            other = victim.team != team
+        trial.fill_back()
+        for victim in trial.targets:
+            cycle.victims.add(victim.key)
+            if victim.state is not JobState.RUNNING:
+                continue
+            other = victim.team != job.team
             cycle.preemptions.append(
                 Preemption(
                     job=victim.key,
@@ -241,9 +290,17 @@ class KueuePolicy:
                     if other
                     else PreemptionReason.PRIORITY,
                     gpus=victim.gpus,
-                    message=f"evicted for {job.key} (no checkpoint hook)",
+                    message=f"evicted for {job.key}",
                     for_job=job.key,
-                    for_team=team,
+                    for_team=job.team,
                 )
             )
         return True
+
+
+def _newest_first(team: str) -> Callable[[SimJob], tuple[bool, int, float, int]]:
+    def order(victim: SimJob) -> tuple[bool, int, float, int]:
+        started = victim.run_start if victim.run_start is not None else 0.0
+        return (victim.team == team, victim.priority, -started, -victim.index)
+
+    return order

@@ -7,10 +7,11 @@
   GPU-seconds actually used (held × utilization) over the same.
 - Lost GPU-hours: work thrown away by preemptions (GPUs × seconds since the last
   checkpoint, or × the hook's duration when the hook saved the rest).
-- Jain's index of each team's GPUs over its entitlement (guarantee if it has demand
-  plus weighted fair share of the rest, the planner's own formula, computed from
-  demand alone so every policy is judged by the same yardstick), time-averaged
-  over the moments some team has demand.
+- Entitlement index: Jain's index of each team's GPUs over its entitlement as the
+  gpupool planner computes it (guarantee if it has demand plus weighted fair share
+  of the rest), time-averaged over the moments some team has demand. It grades
+  every policy on gpupool's own formula, so it is not a neutral fairness measure;
+  finish-time fairness (`fairness`) is.
 - p99 time-to-GPUs of the jobs submitted while their team's whole demand was
   within its guarantee: what a guarantee is worth.
 """
@@ -26,6 +27,7 @@ from gpupool.sim.state import Cluster, SimJob
 
 HOUR = 3600.0
 JSON_KEYS = (
+    "jobs",
     "avg_jct_s",
     "p95_jct_s",
     "avg_queue_s",
@@ -34,7 +36,16 @@ JSON_KEYS = (
     "effective_utilization",
     "lost_gpu_hours",
     "preemptions",
-    "jain_index",
+    "entitlement_jain_index",
+    "p99_guaranteed_wait_s",
+    "mean_spread_slowdown",
+    "spread_jobs",
+    "max_rho",
+    "jain_rho",
+    "rho",
+    "team_avg_jct_s",
+    "plans",
+    "runtime_s",
 )
 
 
@@ -66,7 +77,7 @@ class PolicyResult:
     effective_utilization: float
     lost_gpu_hours: float
     preemptions: int
-    jain_index: float
+    entitlement_jain_index: float
     p99_guaranteed_wait_s: float
     spread_jobs: int
     mean_spread_slowdown: float
@@ -77,8 +88,13 @@ class PolicyResult:
     team_held_per_hour: dict[str, list[float]] = field(default_factory=dict)
     jcts: list[float] = field(default_factory=list)
     queues: list[float] = field(default_factory=list)
+    team_avg_jct_s: dict[str, float] = field(default_factory=dict)
+    # Finish-time fairness (see `fairness`), filled in once the teams' runs alone are known.
+    rho: dict[str, float] = field(default_factory=dict)
+    max_rho: float = 0.0
+    jain_rho: float = 1.0
 
-    def to_json(self) -> dict[str, float | int]:
+    def to_json(self) -> dict[str, object]:
         values = asdict(self)
         return {key: values[key] for key in JSON_KEYS}
 
@@ -178,6 +194,9 @@ class Recorder:
         ]
         span = self.now * self.capacity
         count = len(done)
+        per_team: dict[str, list[float]] = {}
+        for job, value in zip(done, jcts, strict=True):
+            per_team.setdefault(job.team, []).append(value)
         return PolicyResult(
             policy=policy,
             jobs=count,
@@ -189,7 +208,9 @@ class Recorder:
             effective_utilization=self.used_seconds / span if span else 0.0,
             lost_gpu_hours=self.lost_seconds / HOUR,
             preemptions=self.preemptions,
-            jain_index=self.jain_weighted / self.jain_seconds if self.jain_seconds else 1.0,
+            entitlement_jain_index=(
+                self.jain_weighted / self.jain_seconds if self.jain_seconds else 1.0
+            ),
             p99_guaranteed_wait_s=percentile(guaranteed, 99),
             spread_jobs=self.spread_starts,
             mean_spread_slowdown=(
@@ -201,4 +222,5 @@ class Recorder:
             team_held_per_hour=self.team_hours,
             jcts=jcts,
             queues=queues,
+            team_avg_jct_s={team: sum(v) / len(v) for team, v in sorted(per_team.items())},
         )

@@ -5,7 +5,8 @@
   workers of the largest size ≤ a node that divides G (16 → 2 × 8, 12 → 2 × 6):
   a pod never spans nodes, so a multi-node job's placement decides its racks.
 - Spreading slows a job down: its run time is multiplied by
-  `1 + node_penalty × (nodes − fewest possible) + rack_penalty × (racks − 1)`.
+  `1 + node_penalty × (nodes − fewest possible) + rack_penalty × (racks − fewest
+  possible)`, the fewest racks being those its fewest nodes need.
   Philly measured median GPU utilization ≈75% for 8-GPU jobs on one server and
   ≈38% for 16-GPU jobs across two (Jeon et al., ATC '19): one network boundary
   costs about 0.75 / 0.38 − 1 ≈ 0.97 of the run time. A rack boundary adds an
@@ -15,9 +16,20 @@
   of the published figures (traces/README.md): jobs of ≥ 8 GPUs busy at 70–100%,
   smaller ones at a median of 50%; half the small jobs and a quarter of the large
   ones sit at 0% for a long stretch (60–100% of their run), so that about 30% of
-  running GPU-time is near 0%, as in Philly. An idle stretch is wall-clock time
-  (a user away, a pipeline waiting): a job that loses its GPUs during one does not
-  owe the rest of it when it resumes; idle time passes whether it holds GPUs or not.
+  running GPU-time is near 0%, as in Philly. Where the stretch lies is part of the
+  job's own progress (`IdleModel.OWED`, the default: a job taken off its GPUs while
+  idle still has the rest of the stretch ahead of it, under every policy) or of the
+  wall clock (`IdleModel.PASSES`: a user away, a pipeline waiting — the stretch goes
+  on while the job is off its GPUs, under every policy).
+- Idleness is seen as the operator sees it: through the agent's 1-minute windows,
+  published every 10 s, so a stretch is reported `idle_window + publish_seconds`
+  after it began and ends `publish_seconds` after it ended.
+- Eviction is SIGTERM under every policy (Kueue suspends the Job, the kubelet
+  sends SIGTERM and waits the grace period; gpupool's default hook is that same
+  signal). A seeded `sigterm_save` fraction of the jobs, the same jobs for every
+  policy, handles it: it saves within the grace (`save_seconds`, holding its GPUs
+  meanwhile) and resumes from there. The others die at once and resume from
+  their last periodic checkpoint (`checkpoint_interval`).
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from gpupool.planner import Node, WorkerPlacement
 from gpupool.sim.trace import TraceJob
@@ -34,6 +47,13 @@ PHILLY_PACKED_UTILIZATION = 0.75
 PHILLY_SPREAD_UTILIZATION = 0.38
 NODE_PENALTY = PHILLY_PACKED_UTILIZATION / PHILLY_SPREAD_UTILIZATION - 1.0
 RACK_PENALTY = NODE_PENALTY / 2.0
+
+
+class IdleModel(StrEnum):
+    """Whether an idle stretch belongs to the job's progress or to the wall clock."""
+
+    OWED = "owed"
+    PASSES = "passes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +65,15 @@ class SimConfig:
     nodes_per_rack: int = 4
     # Workloads checkpoint this often on their own (wall-clock seconds of running).
     checkpoint_interval: float = 1800.0
-    # gpupool's checkpoint hook: how long it takes, and its timeout.
-    hook_seconds: float = 60.0
+    # The fraction of jobs that save on SIGTERM, how long the save takes (the job
+    # holds its GPUs meanwhile) and the grace period it gets (gpupool's hook timeout).
+    sigterm_save: float = 0.5
+    save_seconds: float = 60.0
     hook_timeout: float = 120.0
+    idle_model: IdleModel = IdleModel.OWED
+    # The agent's utilization window and publishing period (idle detection lag).
+    idle_window: float = 60.0
+    publish_seconds: float = 10.0
     # The scheduling loop runs at most once per cycle; events in between are batched.
     cycle_seconds: float = 60.0
     node_penalty: float = NODE_PENALTY
@@ -57,6 +83,11 @@ class SimConfig:
     @property
     def node_count(self) -> int:
         return math.ceil(self.gpus / self.gpus_per_node)
+
+    @property
+    def idle_seen_after(self) -> float:
+        """How long after a job goes idle the operator sees it idle."""
+        return self.idle_window + self.publish_seconds
 
 
 def build_nodes(config: SimConfig) -> tuple[Node, ...]:
@@ -89,11 +120,12 @@ def slowdown(
     nodes = {worker.node for worker in workers}
     total = sum(worker.gpus for worker in workers)
     fewest = math.ceil(total / gpus_per_node)
+    fewest_racks = math.ceil(fewest / config.nodes_per_rack)
     spanned = {racks[node] for node in nodes}
     return (
         1.0
         + config.node_penalty * max(0, len(nodes) - fewest)
-        + config.rack_penalty * max(0, len(spanned) - 1)
+        + config.rack_penalty * max(0, len(spanned) - fewest_racks)
     )
 
 
@@ -110,6 +142,13 @@ class Utilization:
         """Work seconds in [start, end) spent busy."""
         overlap = max(0.0, min(end, self.idle_end) - max(start, self.idle_start))
         return max(0.0, end - start) - overlap
+
+
+def sigterm_savers(trace: Sequence[TraceJob], seed: int, fraction: float) -> list[bool]:
+    """Which jobs save on SIGTERM: the same jobs under every policy of a run, and a
+    larger fraction keeps every job a smaller one had (one uniform draw per job)."""
+    rng = random.Random(f"{seed}:sigterm")
+    return [rng.random() < fraction for _ in trace]
 
 
 def utilization_model(trace: Sequence[TraceJob], seed: int) -> list[Utilization]:

@@ -23,6 +23,8 @@ class SimJob:
     gpus_per_worker: int
     workers_wanted: int
     profile: Utilization
+    # Whether it handles SIGTERM by saving (see `model`): the same under every policy.
+    saves_on_sigterm: bool = False
     priority: int = 0
     state: JobState = JobState.PENDING
     workers: tuple[WorkerPlacement, ...] = ()
@@ -34,12 +36,12 @@ class SimJob:
     run: int = 0
     first_start: float | None = None
     finished_at: float | None = None
-    # Checkpoint written by the hook when the job was last preempted.
+    # Checkpoint written on SIGTERM when the job was last preempted.
     hook_checkpoint_at: float | None = None
     preempted_for: str | None = None
     preemptions: int = 0
     pending_since: float = 0.0
-    # When it last lost its GPUs (idle stretches go on without them, see `model`).
+    # When it last lost its GPUs (under `IdleModel.PASSES` idle stretches go on).
     paused_at: float | None = None
     queued_seconds: float = 0.0
     # When it rejoined the queue after an idle reclaim (the operator's `queued_since`).
@@ -82,23 +84,31 @@ class SimJob:
         count = int((now - self.run_start) // interval)
         return self.run_start + count * interval if count else None
 
-    def idle_since(self, now: float) -> float | None:
-        """When the current run went idle (utilization 0), if it is idle now."""
-        if self.run_start is None:
-            return None
-        profile = self.profile
-        work = self.work_at(now)
-        if not profile.idle_start <= work < profile.idle_end:
-            return None
-        start = max(profile.idle_start, self.progress)
-        return self.run_start + (start - self.progress) * self.slowdown
+    def idle_since(self, now: float, seen_after: float, ends_after: float) -> float | None:
+        """When the operator saw the current run go idle, if it still looks idle now.
 
-    def resume(self, now: float) -> None:
-        """Before a restart: an idle stretch it was paused in went on meanwhile."""
+        The agent's window reports a stretch `seen_after` seconds after it began
+        (never before the run began) and `ends_after` seconds after it ended.
+        """
+        if self.run_start is None or self.state is not JobState.RUNNING:
+            return None
         profile = self.profile
-        if self.paused_at is not None and profile.idle_start <= self.progress < profile.idle_end:
-            self.progress = min(profile.idle_end, self.progress + now - self.paused_at)
+        if profile.idle_end <= self.progress:
+            return None
+        seen = self.wall_time_at_work(max(profile.idle_start, self.progress)) + seen_after
+        until = self.wall_time_at_work(profile.idle_end) + ends_after
+        return seen if seen <= now < until else None
+
+    def resume(self, now: float, idle_passes: bool) -> None:
+        """Before a restart: with `idle_passes`, an idle stretch it was paused in went
+        on meanwhile; otherwise the rest of the stretch is still ahead of it."""
+        profile = self.profile
+        paused = self.paused_at
         self.paused_at = None
+        if not idle_passes or paused is None:
+            return
+        if profile.idle_start <= self.progress < profile.idle_end:
+            self.progress = min(profile.idle_end, self.progress + now - paused)
 
     def wall_time_at_work(self, work: float) -> float:
         """When the current run reaches `work` seconds of work."""

@@ -39,8 +39,17 @@ def _seconds(text: str) -> float:
         return stamp.timestamp()
 
 
-def load_trace(path: str | Path, limit: int | None = None) -> list[TraceJob]:
-    """The trace's jobs in submission order (the first `limit` rows if given)."""
+def load_trace(
+    path: str | Path,
+    limit: int | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[TraceJob]:
+    """The trace's jobs in submission order: those submitted in [since, until) if
+    given, the first `limit` of them if given."""
+    low = since.replace(tzinfo=UTC).timestamp() if since is not None else None
+    high = until.replace(tzinfo=UTC).timestamp() if until is not None else None
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
@@ -59,13 +68,13 @@ def load_trace(path: str | Path, limit: int | None = None) -> list[TraceJob]:
                     if has_utilization and row["utilization"] not in ("", None)
                     else None
                 )
-                rows.append(
-                    (_seconds(row["timestamp"]), duration, gpus, row["cluster"], utilization)
-                )
+                at = _seconds(row["timestamp"])
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{number}: {exc}") from None
             if gpus <= 0 or duration < 0:
                 raise ValueError(f"{path}:{number}: needs num_gpus > 0 and duration >= 0")
+            if (low is None or at >= low) and (high is None or at < high):
+                rows.append((at, duration, gpus, row["cluster"], utilization))
     rows.sort(key=lambda row: row[0])
     start = rows[0][0] if rows else 0.0
     return [

@@ -24,16 +24,36 @@ def _trace(tmp_path: Path) -> Path:
     return path
 
 
-def test_json_has_one_entry_per_policy_with_the_documented_keys(tmp_path: Path) -> None:
+def test_json_is_one_line_with_the_parameters_and_every_metric(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["simulate", "--trace", str(_trace(tmp_path)), "--gpus", "16", "--json"]
+        app,
+        [
+            "simulate",
+            "--trace",
+            str(_trace(tmp_path)),
+            "--gpus",
+            "16",
+            "--json",
+            "--idle-model",
+            "passes",
+            "--sigterm-save",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1
     data = json.loads(result.stdout)
-    assert list(data) == ["policies"]
-    assert list(data["policies"]) == ["static", "borrow", "gpupool"]
+    assert list(data) == ["parameters", "policies"]
+    given = data["parameters"]
+    assert given["gpus"] == 16
+    assert given["idle_model"] == "passes"
+    assert given["sigterm_save"] == 1.0
+    assert given["checkpoint_interval_s"] == 1800.0
+    assert [team["name"] for team in given["teams"]] == ["a", "b"]
+    assert list(data["policies"]) == ["static", "borrow", "kueue-fair", "gpupool"]
     for metrics in data["policies"].values():
         assert tuple(metrics) == JSON_KEYS
+        assert set(metrics["rho"]) == {"a", "b"}
 
 
 def test_table_and_report(tmp_path: Path) -> None:
@@ -59,9 +79,14 @@ def test_table_and_report(tmp_path: Path) -> None:
         "jct_cdf.png",
         "queue_cdf.png",
         "allocation.png",
+        "fairness.png",
         "teams_gpupool.png",
     }
-    assert "static" in (out / "index.html").read_text()
+    page = (out / "index.html").read_text()
+    assert "static" in page
+    # What it was run with, and what each metric means.
+    assert "checkpoint_interval_s" in page and "sigterm_save" in page
+    assert "Themis" in page
 
 
 def test_unknown_policy_is_a_usage_error(tmp_path: Path) -> None:
