@@ -373,6 +373,18 @@ PREEMPTION = [
         id="idle jobs (enforce) before borrowed ones",
     ),
     pytest.param(
+        cluster(2)
+        .team("a", idle="enforce")
+        .team("b")
+        .running("a/idle", on="node-1", idle_for=HOUR, ran=2 * HOUR)
+        .running("b/run", on="node-2")
+        .pending("b/x"),
+        # b holds its fair share (8 of 16): idle GPUs are taken back for a job its
+        # team is owed, not for one that would go beyond it (a would reclaim back).
+        Expect(pending={"b/x": "InsufficientGPUs"}, teams={"b": {"entitlement_gpus": 8}}),
+        id="idle GPUs are not reclaimed for a job beyond its team's fair share",
+    ),
+    pytest.param(
         reclaim_cluster(idle="report"),
         Expect(preempted={"a/busy": "ReclaimBorrowed"}, pending={"b/x": "WaitingForPreemption"}),
         id="idle jobs in report mode are never evicted for being idle",
