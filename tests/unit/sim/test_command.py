@@ -6,7 +6,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gpupool.cli import app
-from gpupool.sim.metrics import JSON_KEYS
+from gpupool.sim.metrics import JSON_KEYS, PolicyResult
+from gpupool.sim.report import team_groups
 
 from .test_trace_and_teams import REAL
 
@@ -109,3 +110,34 @@ def test_a_slice_of_the_real_trace_under_every_policy(tmp_path: Path) -> None:
         assert metrics["avg_jct_s"] > metrics["avg_queue_s"] >= 0
         assert 0 < metrics["effective_utilization"] <= metrics["allocation_ratio"] <= 1
     assert policies["static"]["preemptions"] == 0
+
+
+def _held(policy: str, hours: dict[str, list[float]]) -> PolicyResult:
+    return PolicyResult(
+        policy=policy,
+        jobs=0,
+        avg_jct_s=0.0,
+        p95_jct_s=0.0,
+        avg_queue_s=0.0,
+        p95_queue_s=0.0,
+        allocation_ratio=0.0,
+        effective_utilization=0.0,
+        lost_gpu_hours=0.0,
+        preemptions=0,
+        entitlement_jain_index=1.0,
+        p99_guaranteed_wait_s=0.0,
+        spread_jobs=0,
+        mean_spread_slowdown=1.0,
+        plans=0,
+        runtime_s=0.0,
+        team_held_per_hour=hours,
+    )
+
+
+def test_many_teams_share_a_colour_only_as_a_group_of_the_smallest() -> None:
+    groups = team_groups([_held("gpupool", {f"t{i:02d}": [float(i)] for i in range(25)})])
+    assert len(groups) == 20
+    assert [label for label, _ in groups[:2]] == ["t24", "t23"]
+    assert groups[-1] == ("other (6 teams)", ["t05", "t04", "t03", "t02", "t01", "t00"])
+    few = team_groups([_held("static", {"a": [1.0], "b": [2.0]})])
+    assert few == [("b", ["b"]), ("a", ["a"])]
