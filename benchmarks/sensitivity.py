@@ -42,8 +42,9 @@ def load(directory: Path) -> dict[tuple[int, str, float], dict[str, Any]]:
     return runs
 
 
-def verdict(policies: dict[str, Any]) -> tuple[float, float, bool]:
-    """gpupool's JCT and lost GPU-hours over the better baseline's, and the bar."""
+def verdict(policies: dict[str, Any]) -> tuple[float, float, str]:
+    """gpupool's JCT and lost GPU-hours over the better baseline's, and the bar: "met",
+    or the parts it misses."""
     mine = policies["gpupool"]
     best = min(
         (policies[name] for name in BASELINES if name in policies), key=lambda m: m["avg_jct_s"]
@@ -52,8 +53,15 @@ def verdict(policies: dict[str, Any]) -> tuple[float, float, bool]:
     lost_best = min(policies[name]["lost_gpu_hours"] for name in BASELINES if name in policies)
     lost = mine["lost_gpu_hours"] / lost_best if lost_best else float("inf")
     static = policies.get("static", {}).get("rho", {})
-    fair = all(rho <= static.get(team, float("inf")) for team, rho in mine["rho"].items())
-    return jct, lost, jct <= JCT_BAR and lost <= LOST_BAR and fair and bool(static)
+    fair = bool(static) and all(
+        rho <= static.get(team, float("inf")) for team, rho in mine["rho"].items()
+    )
+    missed = [
+        part
+        for part, ok in (("JCT", jct <= JCT_BAR), ("lost", lost <= LOST_BAR), ("ρ", fair))
+        if not ok
+    ]
+    return jct, lost, "met" if not missed else "misses " + ", ".join(missed)
 
 
 def render(runs: dict[tuple[int, str, float], dict[str, Any]]) -> str:
@@ -76,11 +84,11 @@ def render(runs: dict[tuple[int, str, float], dict[str, Any]]) -> str:
                     else f"{m['avg_jct_s'] / 3600:.1f} / {m['lost_gpu_hours']:,.0f} / "
                     f"{m['p99_guaranteed_wait_s']:,.0f} / {m['max_rho']:.2f}"
                 )
-            jct, lost, ok = verdict(policies) if "gpupool" in policies else (0.0, 0.0, False)
+            jct, lost, bar = verdict(policies) if "gpupool" in policies else (0.0, 0.0, "—")
             lines.append(
                 f"| {key[1]}, {key[2]:g} | "
                 + " | ".join(cells)
-                + f" | {jct:.2f}× / {lost:.2f}× | {'met' if ok else 'not met'} |"
+                + f" | {jct:.2f}× / {lost:.2f}× | {bar} |"
             )
         lines.append("")
     return "\n".join(lines)
