@@ -385,6 +385,16 @@ PREEMPTION = [
         id="idle GPUs are not reclaimed for a job beyond its team's fair share",
     ),
     pytest.param(
+        cluster(2)
+        .team("a", idle="enforce")
+        .team("b")
+        .running("a/idle", on="node-1", idle_for=HOUR, ran=2 * HOUR)
+        .running("b/run", on="node-2")
+        .pending("a/x"),
+        Expect(preempted={"a/idle": "IdleReclaim"}, pending={"a/x": "WaitingForPreemption"}),
+        id="beyond its fair share a team still puts its own idle GPUs to use",
+    ),
+    pytest.param(
         reclaim_cluster(idle="report"),
         Expect(preempted={"a/busy": "ReclaimBorrowed"}, pending={"b/x": "WaitingForPreemption"}),
         id="idle jobs in report mode are never evicted for being idle",
