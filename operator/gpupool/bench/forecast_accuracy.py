@@ -39,7 +39,6 @@ class RecordingPolicy:
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.checkpoint_hook = inner.checkpoint_hook
         self.min_runtime_seconds = inner.min_runtime_seconds
         self.idle_reclaim = inner.idle_reclaim
         self.durations = durations
