@@ -1,0 +1,540 @@
+"""The real controllers of the workload kinds gpupool governs, beside the local control plane.
+
+JobSet, Kubeflow's training-operator (PyTorchJob) and Trainer (TrainJob), KubeRay and
+Kueue are built from their Go modules (tests/cluster/build.sh, on first use) and run as
+processes of the cluster: a kubeconfig on 127.0.0.1, leader election off, metrics and
+health probes on free loopback ports, logs in `<cluster>/logs/`, pid files in
+`<cluster>/pids/`, their own files in `<cluster>/controllers/<name>/`. Each one's CRDs
+come from its module directory, as its release installs them.
+
+Webhooks: where a controller lets its webhook server bind to 127.0.0.1 and read its
+certificate from a directory (JobSet, Kueue), the certificate is ours (IP SAN
+127.0.0.1) and the webhook configurations are the controller's own (controller-gen's
+`manifests.yaml` with its kustomize patches) pointing at the process by URL. Where it
+does not (see `SPECS` for what each loses), no webhook configuration is registered.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonpatch
+import yaml
+
+from gpupool.devcluster import binaries, components
+from gpupool.webhook.certs import self_signed
+
+if TYPE_CHECKING:
+    from gpupool.devcluster.local import DevCluster
+
+READY_TIMEOUT = 180.0
+LOOPBACK = "127.0.0.1"
+
+KUEUE_FRAMEWORKS = (
+    "batch/job",
+    "jobset.x-k8s.io/jobset",
+    "kubeflow.org/pytorchjob",
+    "ray.io/rayjob",
+    "ray.io/raycluster",
+    "trainer.kubeflow.org/trainjob",
+)
+"""The integrations Kueue is started with: the kinds gpupool governs."""
+
+KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+"""Kueue v0.17 reads its metrics server's certificate from this fixed path when its
+internal certificate management is off (cmd/kueue/main.go); it exits if it is missing."""
+
+
+class ControllerError(RuntimeError):
+    """A controller did not start or become ready; the message has its log's tail."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    metrics: int
+    health: int
+    webhook: int
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one controller process is started."""
+
+    args: tuple[str, ...]
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Files written into the controller's directory first (name -> text)."""
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """A controller's webhook configurations in its module (controller-gen's output) and
+    the kustomization whose patches add their selectors."""
+
+    manifest: str
+    kustomization: str
+    keep: Callable[[Mapping[str, Any]], bool] = lambda _webhook: True
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    name: str
+    binary: str
+    """Its name in tests/cluster/build.sh."""
+    wrapper: str
+    """Its wrapper module's directory under tests/cluster/."""
+    module: str
+    crds: tuple[str, ...]
+    """CRD manifests inside the module: directories (every CRD in them) or files."""
+    kinds: tuple[str, ...]
+    """The CRDs of the kinds it runs (plural.group), the ones a test needs."""
+    launch: Callable[[Ports, Path], Launch]
+    """Its command line, given its ports and its directory (config, certificates)."""
+    namespaces: tuple[str, ...] = ()
+    webhooks: Webhooks | None = None
+
+
+def _jobset(ports: Ports, directory: Path) -> Launch:
+    config = {
+        "apiVersion": "config.jobset.x-k8s.io/v1alpha1",
+        "kind": "Configuration",
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "webhook": {"host": LOOPBACK, "port": ports.webhook, "certDir": str(directory / "certs")},
+        "metrics": {"bindAddress": f"{LOOPBACK}:{ports.metrics}"},
+        "health": {"healthProbeBindAddress": f"{LOOPBACK}:{ports.health}"},
+    }
+    return Launch(
+        args=("--config", str(directory / "config.yaml")),
+        files={"config.yaml": yaml.safe_dump(config)},
+    )
+
+
+def _kueue(ports: Ports, directory: Path) -> Launch:
+    config = {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "kind": "Configuration",
+        "namespace": "kueue-system",
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "webhook": {"host": LOOPBACK, "port": ports.webhook, "certDir": str(directory / "certs")},
+        "metrics": {"bindAddress": f"{LOOPBACK}:{ports.metrics}"},
+        "health": {"healthProbeBindAddress": f"{LOOPBACK}:{ports.health}"},
+        # The on-demand visibility API is an aggregated API server of its own (an
+        # APIService to register, another port); nothing here reads it.
+        "featureGates": {"VisibilityOnDemand": False},
+        "integrations": {"frameworks": list(KUEUE_FRAMEWORKS)},
+    }
+    return Launch(
+        args=("--config", str(directory / "config.yaml")),
+        files={"config.yaml": yaml.safe_dump(config)},
+    )
+
+
+def _kueue_webhook(webhook: Mapping[str, Any]) -> bool:
+    """Kueue's own kinds and the integrations it runs: the noop webhooks it serves for
+    the others intercept nothing gpupool's tests create."""
+    wanted = {("kueue.x-k8s.io", "*")} | {
+        (group, kind.lower() + "s")
+        for group, _, kind in (f.rpartition("/") for f in KUEUE_FRAMEWORKS)
+        if group
+    }
+    for rule in webhook.get("rules") or ():
+        for group in rule.get("apiGroups") or ():
+            for resource in rule.get("resources") or ():
+                if (group, "*") in wanted or (group, resource.split("/")[0]) in wanted:
+                    return True
+    return False
+
+
+def _kuberay(ports: Ports, directory: Path) -> Launch:
+    return Launch(
+        args=(
+            f"--metrics-addr={LOOPBACK}:{ports.metrics}",
+            f"--health-probe-bind-address={LOOPBACK}:{ports.health}",
+            "--enable-leader-election=false",
+            "--log-stdout-encoder=console",
+        )
+    )
+
+
+def _training_operator(ports: Ports, directory: Path) -> Launch:
+    return Launch(
+        args=(
+            f"--metrics-bind-address={LOOPBACK}:{ports.metrics}",
+            f"--health-probe-bind-address={LOOPBACK}:{ports.health}",
+            f"--webhook-server-port={ports.webhook}",
+            "--leader-elect=false",
+            "--enable-scheme=pytorchjob",
+        )
+    )
+
+
+def _trainer(ports: Ports, directory: Path) -> Launch:
+    return Launch(
+        args=(
+            f"--metrics-bind-address={LOOPBACK}:{ports.metrics}",
+            f"--health-probe-bind-address={LOOPBACK}:{ports.health}",
+            f"--webhook-server-port={ports.webhook}",
+            "--leader-elect=false",
+        )
+    )
+
+
+SPECS: dict[str, ControllerSpec] = {
+    spec.name: spec
+    for spec in (
+        ControllerSpec(
+            name="jobset",
+            binary="jobset-controller",
+            wrapper="jobset",
+            module="sigs.k8s.io/jobset",
+            crds=("config/components/crd/bases",),
+            kinds=("jobsets.jobset.x-k8s.io",),
+            launch=_jobset,
+            webhooks=Webhooks(
+                manifest="config/components/webhook/manifests.yaml",
+                kustomization="config/components/webhook/kustomization.yaml",
+            ),
+        ),
+        ControllerSpec(
+            name="kueue",
+            binary="kueue",
+            wrapper="kueue",
+            module="sigs.k8s.io/kueue",
+            crds=("config/components/crd/bases",),
+            kinds=("clusterqueues.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io"),
+            launch=_kueue,
+            namespaces=("kueue-system",),
+            webhooks=Webhooks(
+                manifest="config/components/webhook/manifests.yaml",
+                kustomization="config/components/webhook/kustomization.yaml",
+                keep=_kueue_webhook,
+            ),
+        ),
+        # KubeRay's only webhook (RayCluster validation) is off unless ENABLE_WEBHOOKS
+        # is set: a bad RayCluster spec is reported by the operator on its status
+        # instead of being refused at creation.
+        ControllerSpec(
+            name="kuberay",
+            binary="kuberay-operator",
+            wrapper="kuberay",
+            module="github.com/ray-project/kuberay/ray-operator",
+            crds=("config/crd/bases",),
+            kinds=("rayjobs.ray.io", "rayclusters.ray.io"),
+            launch=_kuberay,
+        ),
+        # Kubeflow's webhook servers always bind every interface and take their
+        # certificate from their own rotator (a Secret and a fixed /tmp directory), so
+        # their validating webhooks are not registered: an invalid PyTorchJob or
+        # TrainJob is not refused at creation (the controllers still default and
+        # reconcile them).
+        ControllerSpec(
+            name="training-operator",
+            binary="training-operator",
+            wrapper="training-operator",
+            module="github.com/kubeflow/training-operator",
+            # Only the kinds it is started for (--enable-scheme).
+            crds=("manifests/base/crds/kubeflow.org_pytorchjobs.yaml",),
+            kinds=("pytorchjobs.kubeflow.org",),
+            launch=_training_operator,
+            namespaces=("kubeflow",),
+        ),
+        ControllerSpec(
+            name="trainer",
+            binary="trainer-controller-manager",
+            wrapper="trainer",
+            module="github.com/kubeflow/trainer/v2",
+            crds=("manifests/base/crds",),
+            kinds=("trainjobs.trainer.kubeflow.org",),
+            launch=_trainer,
+            namespaces=("kubeflow-system",),
+        ),
+    )
+}
+
+
+def spec(name: str) -> ControllerSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown controller {name!r} (known: {', '.join(SPECS)})") from None
+
+
+# --- module directories and CRDs ------------------------------------------------------------
+
+
+def module_dir(spec: ControllerSpec) -> Path:
+    """The controller's module in the Go module cache (`go mod download -json` in its
+    wrapper module: the version its go.mod pins)."""
+    completed = subprocess.run(
+        ["go", "mod", "download", "-json", spec.module],
+        cwd=binaries.REPO_ROOT / "tests" / "cluster" / spec.wrapper,
+        env=binaries.go_env(),
+        capture_output=True,
+        text=True,
+        timeout=binaries.LIST_TIMEOUT * 10,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise ControllerError(f"go mod download {spec.module}: {completed.stderr.strip()}")
+    return Path(json.loads(completed.stdout)["Dir"])
+
+
+def crd_files(spec: ControllerSpec, module: Path) -> list[Path]:
+    found: list[Path] = []
+    for entry in spec.crds:
+        path = module / entry
+        candidates = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        found += [p for p in candidates if p.is_file() and _is_crd(p)]
+    if not found:
+        raise ControllerError(f"no CRDs for {spec.name} under {module}")
+    return found
+
+
+def _is_crd(path: Path) -> bool:
+    return any(
+        doc and doc.get("kind") == "CustomResourceDefinition"
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+    )
+
+
+# --- webhook configurations -----------------------------------------------------------------
+
+
+def webhook_configurations(
+    spec: ControllerSpec, module: Path, *, port: int, ca_bundle: bytes
+) -> list[dict[str, Any]]:
+    """The controller's webhook configurations as its kustomization renders them, each
+    webhook calling https://127.0.0.1:<port><its path> instead of its Service."""
+    if spec.webhooks is None:
+        return []
+    documents = [
+        doc
+        for doc in yaml.safe_load_all((module / spec.webhooks.manifest).read_text("utf-8"))
+        if doc
+    ]
+    kustomization = module / spec.webhooks.kustomization
+    documents = _kustomize_patches(documents, kustomization)
+    rendered: list[dict[str, Any]] = []
+    for doc in documents:
+        hooks = [_by_url(w, port, ca_bundle) for w in doc["webhooks"] if spec.webhooks.keep(w)]
+        if hooks:
+            name = f"{spec.name}-{doc['metadata']['name']}"
+            rendered.append({**doc, "metadata": {"name": name}, "webhooks": hooks})
+    return rendered
+
+
+def _kustomize_patches(
+    documents: list[dict[str, Any]], kustomization: Path
+) -> list[dict[str, Any]]:
+    """Apply a kustomization's `patches` to these documents: JSON 6902 ones (a file with a
+    `target`) and strategic-merge ones, whose webhooks merge by name."""
+    config = yaml.safe_load(kustomization.read_text(encoding="utf-8")) or {}
+    result = list(documents)
+    for entry in config.get("patches") or ():
+        text = entry.get("patch") or (kustomization.parent / entry["path"]).read_text("utf-8")
+        patch = yaml.safe_load(text)
+        if isinstance(patch, list):
+            target = entry["target"]
+            index = _find(result, target["kind"], target["name"])
+            result[index] = jsonpatch.apply_patch(result[index], patch)
+        else:
+            index = _find(result, patch["kind"], patch["metadata"]["name"])
+            result[index] = _merge_webhooks(result[index], patch.get("webhooks") or ())
+    return result
+
+
+def _find(documents: Sequence[Mapping[str, Any]], kind: str, name: str) -> int:
+    for index, doc in enumerate(documents):
+        if doc.get("kind") == kind and doc["metadata"]["name"] == name:
+            return index
+    raise ControllerError(f"kustomize patch for {kind}/{name}: no such document")
+
+
+def _merge_webhooks(
+    document: Mapping[str, Any], patches: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    by_name = {p["name"]: p for p in patches}
+    hooks = [{**w, **by_name.get(w["name"], {})} for w in document["webhooks"]]
+    return {**document, "webhooks": hooks}
+
+
+def _by_url(webhook: Mapping[str, Any], port: int, ca_bundle: bytes) -> dict[str, Any]:
+    path = webhook["clientConfig"]["service"]["path"]
+    client = {
+        "url": f"https://{LOOPBACK}:{port}{path}",
+        "caBundle": base64.b64encode(ca_bundle).decode("ascii"),
+    }
+    return {**webhook, "clientConfig": client}
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class RunningController:
+    spec: ControllerSpec
+    component: components.Component
+    ports: Ports
+    webhook_configurations: tuple[tuple[str, str], ...]
+    """(kind, name) of the webhook configurations registered for it."""
+
+    @property
+    def log_file(self) -> Path:
+        return self.component.log_file
+
+
+def directory(cluster_dir: Path, name: str) -> Path:
+    return cluster_dir / "controllers" / name
+
+
+def start(cluster: DevCluster, names: Iterable[str]) -> list[RunningController]:
+    """Build (if missing), install and start these controllers on `cluster`; each is
+    ready (its /readyz answers, its webhooks registered) when this returns."""
+    specs = [spec(name) for name in dict.fromkeys(names)]
+    if not specs:
+        return []
+    paths = binaries.ensure(s.binary for s in specs)
+    modules = {s.name: module_dir(s) for s in specs}
+    cluster.apply_crds([f for s in specs for f in crd_files(s, modules[s.name])])
+    started: list[RunningController] = []
+    try:
+        for s in specs:
+            started.append(_start_one(cluster, s, paths[s.binary], modules[s.name]))
+    except BaseException:
+        for running in reversed(started):
+            stop_one(cluster, running)
+        raise
+    return started
+
+
+def _start_one(
+    cluster: DevCluster, spec: ControllerSpec, binary: Path, module: Path
+) -> RunningController:
+    home = directory(cluster.directory, spec.name)
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    for namespace in spec.namespaces:
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    ports = Ports(metrics=_free_port(), health=_free_port(), webhook=_free_port())
+    certificate = self_signed([LOOPBACK])
+    certificate.write(home / "certs")
+    if spec.name == "kueue":
+        _ensure_kueue_metrics_certificate()
+    launch = spec.launch(ports, home)
+    for name, text in launch.files.items():
+        (home / name).write_text(text, encoding="utf-8")
+    component = components.Component(
+        name=spec.name,
+        binary=str(binary),
+        args=launch.args,
+        workdir=cluster.directory,
+        env={"KUBECONFIG": str(cluster.kubeconfig)},
+    )
+    (home / "component.json").write_text(
+        json.dumps({"binary": component.binary, "args": list(component.args)}), encoding="utf-8"
+    )
+    components.start(component)
+    running = RunningController(spec, component, ports, ())
+    try:
+        _wait_ready(running)
+        configurations = webhook_configurations(
+            spec, module, port=ports.webhook, ca_bundle=certificate.cert_pem
+        )
+        if configurations:
+            cluster.apply(configurations, server_side=True)
+    except BaseException:
+        components.stop(component)
+        raise
+    registered = tuple((c["kind"], c["metadata"]["name"]) for c in configurations)
+    (home / "webhooks.json").write_text(json.dumps(registered), encoding="utf-8")
+    return RunningController(spec, component, ports, registered)
+
+
+def _wait_ready(running: RunningController, timeout: float = READY_TIMEOUT) -> None:
+    url = f"http://{LOOPBACK}:{running.ports.health}/readyz"
+    deadline = time.monotonic() + timeout
+    while True:
+        if components.running_pid(running.component) is None:
+            raise ControllerError(f"{running.spec.name} exited:\n{tail(running.log_file)}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                return
+        if time.monotonic() >= deadline:
+            raise ControllerError(
+                f"{running.spec.name} not ready after {timeout:.0f}s:\n{tail(running.log_file)}"
+            )
+        time.sleep(0.5)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file."""
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def _ensure_kueue_metrics_certificate() -> None:
+    """Written once for every cluster on this machine; any self-signed pair will do."""
+    if (KUEUE_METRICS_CERTS / "tls.crt").is_file():
+        return
+    staging = KUEUE_METRICS_CERTS.with_name(f"{KUEUE_METRICS_CERTS.name}.{os.getpid()}")
+    try:
+        self_signed([LOOPBACK]).write(staging)
+        # A directory rename is atomic: a concurrent session's pair wins whole, or ours.
+        try:
+            staging.rename(KUEUE_METRICS_CERTS)
+        except OSError:
+            if not (KUEUE_METRICS_CERTS / "tls.crt").is_file():
+                raise
+    except OSError as error:
+        raise ControllerError(
+            f"Kueue needs a certificate in {KUEUE_METRICS_CERTS} (tls.crt, tls.key) and it "
+            f"cannot be written here ({error}); create it once, e.g. as root"
+        ) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def stop_one(cluster: DevCluster, running: RunningController) -> None:
+    """Unregister its webhooks (a dead webhook blocks admission), then end it."""
+    for kind, name in running.webhook_configurations:
+        cluster.kubectl("delete", kind.lower(), name, "--ignore-not-found", "--wait=false")
+    components.stop(running.component)
+    (directory(cluster.directory, running.spec.name) / "component.json").unlink(missing_ok=True)
+
+
+def stop_all(cluster_dir: Path) -> None:
+    """End every controller started for the cluster in `cluster_dir` (by its records,
+    also from another process); leaves webhook configurations to the cluster's deletion."""
+    for record in sorted(cluster_dir.glob("controllers/*/component.json")):
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        components.stop(
+            components.Component(
+                name=record.parent.name,
+                binary=saved["binary"],
+                args=tuple(saved["args"]),
+                workdir=cluster_dir,
+                env={},
+            )
+        )

@@ -1,0 +1,80 @@
+"""Fixtures for the tests of the real workload controllers (JobSet, Kubeflow, KubeRay, Kueue).
+
+A test module names the controllers it needs with `pytestmark =
+pytest.mark.controllers("jobset")`. On the local control plane they are built before
+the first test runs (outside the per-test timeout; minutes each when cold, see
+tests/cluster/README.md), started against the session's cluster for that module only,
+and stopped (webhooks unregistered) after it. On a cluster of your own
+(GPUPOOL_TEST_KUBECONFIG) the controllers must already run there: a module whose kinds'
+CRDs are missing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import external_kubeconfig  # tests/conftest.py, the session's cluster
+from gpupool.devcluster import Cluster, DevCluster, binaries, controllers
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "controllers(*names): workload controllers the module runs (devcluster names)"
+    )
+
+
+def _wanted(items: list[pytest.Item]) -> list[str]:
+    names: dict[str, None] = {}
+    for item in items:
+        for marker in item.iter_markers("controllers"):
+            names.update(dict.fromkeys(marker.args))
+    return list(names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = _wanted([item for item in items if item.path.is_relative_to(HERE)])
+    if wanted and not config.option.collectonly and external_kubeconfig() is None:
+        binaries.ensure(controllers.spec(name).binary for name in wanted)
+
+
+@pytest.fixture(scope="module")
+def workload_controllers(
+    cluster: Cluster, request: pytest.FixtureRequest
+) -> Iterator[list[controllers.RunningController]]:
+    """The module's controllers, running on the session's cluster."""
+    names = [n for marker in request.node.iter_markers("controllers") for n in marker.args]
+    if not isinstance(cluster, DevCluster):
+        _require_crds(cluster, names)
+        yield []
+        return
+    running = cluster.start_controllers(names)
+    try:
+        yield running
+    finally:
+        if getattr(request.module, "controllers_failed", False):
+            for controller in running:
+                log = controllers.tail(controller.log_file, 80)
+                print(f"--- {controller.spec.name} log (tail) ---\n{log}")
+        cluster.stop_controllers(running)
+
+
+def _require_crds(cluster: Cluster, names: list[str]) -> None:
+    present = set(cluster.kubectl("get", "crd", "-o", "name").split())
+    for name in names:
+        spec = controllers.spec(name)
+        for crd in spec.kinds:
+            if f"customresourcedefinition.apiextensions.k8s.io/{crd}" not in present:
+                pytest.skip(f"the cluster has no {crd}: {name} is not installed there")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" and report.failed and item.path.is_relative_to(HERE):
+        item.module.controllers_failed = True  # type: ignore[attr-defined]
