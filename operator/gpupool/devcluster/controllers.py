@@ -409,22 +409,27 @@ def directory(cluster_dir: Path, name: str) -> Path:
 
 def start(cluster: DevCluster, names: Iterable[str]) -> list[RunningController]:
     """Build (if missing), install and start these controllers on `cluster`; each is
-    ready (its /readyz answers, its webhooks registered) when this returns."""
+    ready (its /readyz answers, its webhooks registered) when this returns. One that
+    already runs for this cluster is kept."""
+    live = running(cluster.directory)
     specs = [spec(name) for name in dict.fromkeys(names)]
-    if not specs:
-        return []
-    paths = binaries.ensure(s.binary for s in specs)
-    modules = {s.name: module_dir(s) for s in specs}
-    cluster.apply_crds([f for s in specs for f in crd_files(s, modules[s.name])])
+    missing = [s for s in specs if s.name not in live]
+    paths: dict[str, Path] = {}
+    modules: dict[str, Path] = {}
+    if missing:
+        paths = binaries.ensure(s.binary for s in missing)
+        modules = {s.name: module_dir(s) for s in missing}
+        cluster.apply_crds([f for s in missing for f in crd_files(s, modules[s.name])])
     started: list[RunningController] = []
     try:
-        for s in specs:
+        for s in missing:
             started.append(_start_one(cluster, s, paths[s.binary], modules[s.name]))
     except BaseException:
-        for running in reversed(started):
-            stop_one(cluster, running)
+        for controller in reversed(started):
+            stop_one(cluster, controller)
         raise
-    return started
+    live.update((c.spec.name, c) for c in started)
+    return [live[s.name] for s in specs]
 
 
 def _start_one(
@@ -450,13 +455,11 @@ def _start_one(
         workdir=cluster.directory,
         env={"KUBECONFIG": str(cluster.kubeconfig)},
     )
-    (home / "component.json").write_text(
-        json.dumps({"binary": component.binary, "args": list(component.args)}), encoding="utf-8"
-    )
+    controller = RunningController(spec, component, ports, ())
+    _record(cluster.directory, controller)
     components.start(component)
-    running = RunningController(spec, component, ports, ())
     try:
-        _wait_ready(running)
+        _wait_ready(controller)
         configurations = webhook_configurations(
             spec, module, port=ports.webhook, ca_bundle=certificate.cert_pem
         )
@@ -466,8 +469,47 @@ def _start_one(
         components.stop(component)
         raise
     registered = tuple((c["kind"], c["metadata"]["name"]) for c in configurations)
-    (home / "webhooks.json").write_text(json.dumps(registered), encoding="utf-8")
-    return RunningController(spec, component, ports, registered)
+    controller = RunningController(spec, component, ports, registered)
+    _record(cluster.directory, controller)
+    return controller
+
+
+RECORD = "controller.json"
+"""What a controller's directory says about its process (another process can stop it)."""
+
+
+def _record(cluster_dir: Path, controller: RunningController) -> None:
+    record = {
+        "binary": controller.component.binary,
+        "args": list(controller.component.args),
+        "ports": [controller.ports.metrics, controller.ports.health, controller.ports.webhook],
+        "webhooks": [list(w) for w in controller.webhook_configurations],
+    }
+    path = directory(cluster_dir, controller.spec.name) / RECORD
+    path.write_text(json.dumps(record), encoding="utf-8")
+
+
+def _recorded(cluster_dir: Path) -> list[RunningController]:
+    found: list[RunningController] = []
+    for path in sorted(cluster_dir.glob(f"controllers/*/{RECORD}")):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        component = components.Component(
+            name=path.parent.name,
+            binary=saved["binary"],
+            args=tuple(saved["args"]),
+            workdir=cluster_dir,
+            env={},
+        )
+        hooks = tuple((kind, name) for kind, name in saved["webhooks"])
+        found.append(
+            RunningController(spec(path.parent.name), component, Ports(*saved["ports"]), hooks)
+        )
+    return found
+
+
+def running(cluster_dir: Path) -> dict[str, RunningController]:
+    """The controllers whose processes run for the cluster in `cluster_dir`."""
+    return {c.spec.name: c for c in _recorded(cluster_dir) if components.running_pid(c.component)}
 
 
 def _wait_ready(running: RunningController, timeout: float = READY_TIMEOUT) -> None:
@@ -516,25 +558,16 @@ def _ensure_kueue_metrics_certificate() -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def stop_one(cluster: DevCluster, running: RunningController) -> None:
+def stop_one(cluster: DevCluster, controller: RunningController) -> None:
     """Unregister its webhooks (a dead webhook blocks admission), then end it."""
-    for kind, name in running.webhook_configurations:
+    for kind, name in controller.webhook_configurations:
         cluster.kubectl("delete", kind.lower(), name, "--ignore-not-found", "--wait=false")
-    components.stop(running.component)
-    (directory(cluster.directory, running.spec.name) / "component.json").unlink(missing_ok=True)
+    components.stop(controller.component)
+    (directory(cluster.directory, controller.spec.name) / RECORD).unlink(missing_ok=True)
 
 
 def stop_all(cluster_dir: Path) -> None:
-    """End every controller started for the cluster in `cluster_dir` (by its records,
+    """End every controller started for the cluster in `cluster_dir` (by their records,
     also from another process); leaves webhook configurations to the cluster's deletion."""
-    for record in sorted(cluster_dir.glob("controllers/*/component.json")):
-        saved = json.loads(record.read_text(encoding="utf-8"))
-        components.stop(
-            components.Component(
-                name=record.parent.name,
-                binary=saved["binary"],
-                args=tuple(saved["args"]),
-                workdir=cluster_dir,
-                env={},
-            )
-        )
+    for controller in _recorded(cluster_dir):
+        components.stop(controller.component)

@@ -108,6 +108,7 @@ class DevCluster(Cluster):
                 _log(f"cluster {name} is already up")
                 if crds is not None and crds.is_dir():
                     cluster.apply_crd_directory(crds, timeout=timeout)
+                cluster.start_controllers(controllers)
                 return cluster
             _log(f"replacing cluster {name} (stale or not asked to reuse)")
             cluster.delete()
