@@ -28,16 +28,36 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _wanted(items: list[pytest.Item]) -> list[str]:
-    names: dict[str, None] = {}
-    for item in items:
-        for marker in item.iter_markers("controllers"):
-            names.update(dict.fromkeys(marker.args))
-    return list(names)
+OPT_IN = {"kueue": "Kueue (sigs.k8s.io/kueue): ~14 min cold build, for the comparison benchmark"}
+"""Controllers whose tests run only when asked for by path (this directory or the file,
+`make test-controllers`): `make test` on a fresh machine would build them first."""
+
+
+def _controllers(item: pytest.Item) -> list[str]:
+    return [name for marker in item.iter_markers("controllers") for name in marker.args]
+
+
+def _asked_for(config: pytest.Config, item: pytest.Item) -> bool:
+    for arg in config.args:
+        target = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if target.is_relative_to(HERE) and item.path.is_relative_to(target):
+            return True
+    return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    wanted = _wanted([item for item in items if item.path.is_relative_to(HERE)])
+    ours = [item for item in items if item.path.is_relative_to(HERE)]
+    deselected = [
+        item
+        for item in ours
+        if set(_controllers(item)) & OPT_IN.keys() and not _asked_for(config, item)
+    ]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+    wanted = list(
+        dict.fromkeys(n for item in ours if item not in deselected for n in _controllers(item))
+    )
     if wanted and not config.option.collectonly and external_kubeconfig() is None:
         binaries.ensure(controllers.spec(name).binary for name in wanted)
 
