@@ -7,11 +7,12 @@ health probes on free loopback ports, logs in `<cluster>/logs/`, pid files in
 `<cluster>/pids/`, their own files in `<cluster>/controllers/<name>/`. Each one's CRDs
 come from its module directory, as its release installs them.
 
-Webhooks: where a controller lets its webhook server bind to 127.0.0.1 and read its
-certificate from a directory (JobSet, Kueue), the certificate is ours (IP SAN
-127.0.0.1) and the webhook configurations are the controller's own (controller-gen's
-`manifests.yaml` with its kustomize patches) pointing at the process by URL. Where it
-does not (see `SPECS` for what each loses), no webhook configuration is registered.
+Webhooks: the configurations are the controller's own (controller-gen's
+`manifests.yaml` with its kustomize patches) pointing at the process by URL
+(https://127.0.0.1:<port>), with a certificate of ours (IP SAN 127.0.0.1): in the
+directory the controller reads (JobSet, Kueue), or, for Kubeflow's controllers, in the
+Secret their certificate rotator keeps (see certificates.py). KubeRay runs without its
+optional webhook.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -34,7 +34,8 @@ import jsonpatch
 import yaml
 
 from gpupool.devcluster import binaries, components
-from gpupool.webhook.certs import self_signed
+from gpupool.devcluster.certificates import rsa_self_signed, shared_pair
+from gpupool.webhook.certs import ServingCertificate, self_signed
 
 if TYPE_CHECKING:
     from gpupool.devcluster.local import DevCluster
@@ -55,6 +56,21 @@ KUEUE_FRAMEWORKS = (
 KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
 """Kueue v0.17 reads its metrics server's certificate from this fixed path when its
 internal certificate management is off (cmd/kueue/main.go); it exits if it is missing."""
+
+ROTATOR_CERTS = Path("/tmp/k8s-webhook-server/serving-certs")
+"""Where Kubeflow's controllers read their webhook certificate (fixed in their code;
+in a pod the rotator's Secret is mounted there)."""
+
+ROTATOR_HOSTS = (
+    LOOPBACK,
+    "training-operator.kubeflow.svc",
+    "kubeflow-trainer-controller-manager.kubeflow-system.svc",
+    "training-operator-ca",
+    "kubeflow-trainer-ca",
+)
+"""What the shared rotator pair is valid for: loopback, and the names the rotators check
+it against (their Service's DNS name; their CA's name, as the pair is its own CA), else
+they replace it with one that loopback is not in."""
 
 
 class ControllerError(RuntimeError):
@@ -84,6 +100,8 @@ class Webhooks:
 
     manifest: str
     kustomization: str
+    name_prefix: str = ""
+    """What the release's kustomization prefixes the configurations' names with."""
     keep: Callable[[Mapping[str, Any]], bool] = lambda _webhook: True
 
 
@@ -101,8 +119,15 @@ class ControllerSpec:
     """The CRDs of the kinds it runs (plural.group), the ones a test needs."""
     launch: Callable[[Ports, Path], Launch]
     """Its command line, given its ports and its directory (config, certificates)."""
-    namespaces: tuple[str, ...] = ()
+    objects: tuple[Mapping[str, Any], ...] = ()
+    """Created before it starts (its namespace)."""
     webhooks: Webhooks | None = None
+    rotator_secret: tuple[str, str] | None = None
+    """(namespace, name) of the Secret its certificate rotator keeps, if it has one."""
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
 def _jobset(ports: Ports, directory: Path) -> Launch:
@@ -158,6 +183,11 @@ def _kueue_webhook(webhook: Mapping[str, Any]) -> bool:
     return False
 
 
+def _pytorchjob_webhook(webhook: Mapping[str, Any]) -> bool:
+    """training-operator serves the webhooks of the kinds it is started for only."""
+    return any("pytorchjobs" in (rule.get("resources") or ()) for rule in webhook["rules"])
+
+
 def _kuberay(ports: Ports, directory: Path) -> Launch:
     return Launch(
         args=(
@@ -206,6 +236,7 @@ SPECS: dict[str, ControllerSpec] = {
             webhooks=Webhooks(
                 manifest="config/components/webhook/manifests.yaml",
                 kustomization="config/components/webhook/kustomization.yaml",
+                name_prefix="jobset-",
             ),
         ),
         ControllerSpec(
@@ -216,10 +247,11 @@ SPECS: dict[str, ControllerSpec] = {
             crds=("config/components/crd/bases",),
             kinds=("clusterqueues.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io"),
             launch=_kueue,
-            namespaces=("kueue-system",),
+            objects=(_namespace("kueue-system"),),
             webhooks=Webhooks(
                 manifest="config/components/webhook/manifests.yaml",
                 kustomization="config/components/webhook/kustomization.yaml",
+                name_prefix="kueue-",
                 keep=_kueue_webhook,
             ),
         ),
@@ -235,11 +267,8 @@ SPECS: dict[str, ControllerSpec] = {
             kinds=("rayjobs.ray.io", "rayclusters.ray.io"),
             launch=_kuberay,
         ),
-        # Kubeflow's webhook servers always bind every interface and take their
-        # certificate from their own rotator (a Secret and a fixed /tmp directory), so
-        # their validating webhooks are not registered: an invalid PyTorchJob or
-        # TrainJob is not refused at creation (the controllers still default and
-        # reconcile them).
+        # Kubeflow's webhook servers bind every interface: the port is a free one, and
+        # only loopback calls it.
         ControllerSpec(
             name="training-operator",
             binary="training-operator",
@@ -249,7 +278,13 @@ SPECS: dict[str, ControllerSpec] = {
             crds=("manifests/base/crds/kubeflow.org_pytorchjobs.yaml",),
             kinds=("pytorchjobs.kubeflow.org",),
             launch=_training_operator,
-            namespaces=("kubeflow",),
+            objects=(_namespace("kubeflow"),),
+            rotator_secret=("kubeflow", "training-operator-webhook-cert"),
+            webhooks=Webhooks(
+                manifest="manifests/base/webhook/manifests.yaml",
+                kustomization="manifests/base/webhook/kustomization.yaml",
+                keep=_pytorchjob_webhook,
+            ),
         ),
         ControllerSpec(
             name="trainer",
@@ -259,7 +294,12 @@ SPECS: dict[str, ControllerSpec] = {
             crds=("manifests/base/crds",),
             kinds=("trainjobs.trainer.kubeflow.org",),
             launch=_trainer,
-            namespaces=("kubeflow-system",),
+            objects=(_namespace("kubeflow-system"),),
+            rotator_secret=("kubeflow-system", "kubeflow-trainer-webhook-cert"),
+            webhooks=Webhooks(
+                manifest="manifests/base/webhook/manifests.yaml",
+                kustomization="manifests/base/webhook/kustomization.yaml",
+            ),
         ),
     )
 }
@@ -331,7 +371,7 @@ def webhook_configurations(
     for doc in documents:
         hooks = [_by_url(w, port, ca_bundle) for w in doc["webhooks"] if spec.webhooks.keep(w)]
         if hooks:
-            name = f"{spec.name}-{doc['metadata']['name']}"
+            name = spec.webhooks.name_prefix + doc["metadata"]["name"]
             rendered.append({**doc, "metadata": {"name": name}, "webhooks": hooks})
     return rendered
 
@@ -348,12 +388,22 @@ def _kustomize_patches(
         patch = yaml.safe_load(text)
         if isinstance(patch, list):
             target = entry["target"]
-            index = _find(result, target["kind"], target["name"])
-            result[index] = jsonpatch.apply_patch(result[index], patch)
+            for index in _targets(result, target["kind"], target.get("name")):
+                result[index] = jsonpatch.apply_patch(result[index], patch)
         else:
             index = _find(result, patch["kind"], patch["metadata"]["name"])
             result[index] = _merge_webhooks(result[index], patch.get("webhooks") or ())
     return result
+
+
+def _targets(documents: Sequence[Mapping[str, Any]], kind: str, name: str | None) -> list[int]:
+    """The documents a JSON 6902 patch's target names (every one of the kind without a name)."""
+    if name is not None:
+        return [_find(documents, kind, name)]
+    matched = [i for i, doc in enumerate(documents) if doc.get("kind") == kind]
+    if not matched:
+        raise ControllerError(f"kustomize patch for {kind}: no such document")
+    return matched
 
 
 def _find(documents: Sequence[Mapping[str, Any]], kind: str, name: str) -> int:
@@ -438,13 +488,17 @@ def _start_one(
     home = directory(cluster.directory, spec.name)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    for namespace in spec.namespaces:
-        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    if spec.objects:
+        cluster.apply(list(spec.objects))
     ports = Ports(metrics=_free_port(), health=_free_port(), webhook=_free_port())
-    certificate = self_signed([LOOPBACK])
-    certificate.write(home / "certs")
+    if spec.rotator_secret is None:
+        certificate = self_signed([LOOPBACK])
+        certificate.write(home / "certs")
+    else:
+        certificate = _machine_pair(ROTATOR_CERTS, lambda: rsa_self_signed(ROTATOR_HOSTS))
+        cluster.apply(_rotator_secret(*spec.rotator_secret, certificate))
     if spec.name == "kueue":
-        _ensure_kueue_metrics_certificate()
+        _machine_pair(KUEUE_METRICS_CERTS, lambda: self_signed([LOOPBACK]))
     launch = spec.launch(ports, home)
     for name, text in launch.files.items():
         (home / name).write_text(text, encoding="utf-8")
@@ -536,26 +590,30 @@ def tail(path: Path, lines: int = 40) -> str:
         return f"(no log at {path})"
 
 
-def _ensure_kueue_metrics_certificate() -> None:
-    """Written once for every cluster on this machine; any self-signed pair will do."""
-    if (KUEUE_METRICS_CERTS / "tls.crt").is_file():
-        return
-    staging = KUEUE_METRICS_CERTS.with_name(f"{KUEUE_METRICS_CERTS.name}.{os.getpid()}")
+def _machine_pair(directory: Path, make: Callable[[], ServingCertificate]) -> ServingCertificate:
     try:
-        self_signed([LOOPBACK]).write(staging)
-        # A directory rename is atomic: a concurrent session's pair wins whole, or ours.
-        try:
-            staging.rename(KUEUE_METRICS_CERTS)
-        except OSError:
-            if not (KUEUE_METRICS_CERTS / "tls.crt").is_file():
-                raise
+        return shared_pair(directory, make)
     except OSError as error:
         raise ControllerError(
-            f"Kueue needs a certificate in {KUEUE_METRICS_CERTS} (tls.crt, tls.key) and it "
-            f"cannot be written here ({error}); create it once, e.g. as root"
+            f"{directory} (tls.crt, tls.key) is missing and cannot be written here ({error}): "
+            "create it once (any self-signed pair for 127.0.0.1), e.g. as root"
         ) from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _rotator_secret(namespace: str, name: str, pair: ServingCertificate) -> dict[str, Any]:
+    """The rotator's Secret holding our pair (as its CA too): valid, so it is kept."""
+    data = {
+        "ca.crt": pair.cert_pem,
+        "ca.key": pair.key_pem,
+        "tls.crt": pair.cert_pem,
+        "tls.key": pair.key_pem,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: base64.b64encode(value).decode("ascii") for key, value in data.items()},
+    }
 
 
 def stop_one(cluster: DevCluster, controller: RunningController) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gpupool.devcluster import FAKE_DURATION, Cluster
+from gpupool.devcluster import FAKE_DURATION, Cluster, KubectlError
 from gpupool.devcluster.controllers import RunningController
 
 from .workloads import gpu_node, pod_spec, pods, wait_condition, wait_phases
@@ -28,22 +28,28 @@ def replica(node: str, gpus: int, *, replicas: int, duration: str) -> dict[str, 
     }
 
 
-def test_a_pytorchjob_runs_its_master_and_workers_and_succeeds(
-    cluster: Cluster, namespace: str, workload_controllers: list[RunningController]
-) -> None:
-    node = gpu_node(cluster)
-    manifest = {
+def pytorchjob(name: str, node: str, *, masters: int, workers: int) -> dict[str, Any]:
+    return {
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
-        "metadata": {"name": "ddp"},
+        "metadata": {"name": name},
         "spec": {
             "pytorchReplicaSpecs": {
-                "Master": replica(node, 2, replicas=1, duration="4s"),
-                "Worker": replica(node, 2, replicas=2, duration="4s"),
+                "Master": replica(node, 2, replicas=masters, duration="4s"),
+                "Worker": replica(node, 2, replicas=workers, duration="4s"),
             }
         },
     }
-    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+
+
+def create(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(obj))
+
+
+def test_a_pytorchjob_runs_its_master_and_workers_and_succeeds(
+    cluster: Cluster, namespace: str, workload_controllers: list[RunningController]
+) -> None:
+    create(cluster, namespace, pytorchjob("ddp", gpu_node(cluster), masters=1, workers=2))
 
     selector = "training.kubeflow.org/job-name=ddp"
     wait_condition(cluster, "pytorchjob", "ddp", namespace, "Running")
@@ -62,3 +68,10 @@ def test_a_pytorchjob_runs_its_master_and_workers_and_succeeds(
     }
     assert env["MASTER_ADDR"] == "ddp-master-0"
     assert env["WORLD_SIZE"] == "3"
+
+
+def test_the_validating_webhook_refuses_two_masters(
+    cluster: Cluster, namespace: str, workload_controllers: list[RunningController]
+) -> None:
+    with pytest.raises(KubectlError, match=r"Master.*replicas.*must be 1"):
+        create(cluster, namespace, pytorchjob("two", gpu_node(cluster), masters=2, workers=1))

@@ -57,6 +57,7 @@ def spec(keep: Any = None) -> controllers.ControllerSpec:
     hooks = controllers.Webhooks(
         manifest="config/webhook/manifests.yaml",
         kustomization="config/webhook/kustomization.yaml",
+        name_prefix="demo-",
         **({"keep": keep} if keep else {}),
     )
     return controllers.ControllerSpec(
