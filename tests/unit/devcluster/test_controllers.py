@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
-from gpupool.devcluster import binaries, controllers
+from gpupool.devcluster import binaries, certificates, controllers
 
 
 def hook(name: str, group: str, resource: str, path: str) -> dict[str, Any]:
@@ -212,3 +214,56 @@ def test_every_controller_has_a_pinned_binary_in_the_build_script() -> None:
         check=True,
     ).stdout
     assert not set(names) & {line.split()[0] for line in default.splitlines()}
+
+
+def test_a_json_6902_target_without_a_name_patches_every_document_of_its_kind(
+    tmp_path: Path,
+) -> None:
+    base = module(
+        tmp_path,
+        [hook("validator.pytorchjob", "kubeflow.org", "pytorchjobs", "/validate-pytorchjob")],
+        {"patches": [{"path": "patch.yaml", "target": {"kind": "MutatingWebhookConfiguration"}}]},
+    )
+    (base / "patch.yaml").write_text(
+        yaml.safe_dump([{"op": "replace", "path": "/metadata/name", "value": "validator.example"}])
+    )
+
+    [config] = controllers.webhook_configurations(spec(), tmp_path, port=1, ca_bundle=b"x")
+
+    assert config["metadata"]["name"] == "demo-validator.example"
+
+
+def test_the_rotator_secret_holds_our_pair_as_its_ca_and_serving_pair() -> None:
+    pair = certificates.rsa_self_signed(controllers.ROTATOR_HOSTS)
+
+    secret = controllers._rotator_secret("kubeflow", "training-operator-webhook-cert", pair)
+
+    data = {key: base64.b64decode(value) for key, value in secret["data"].items()}
+    assert data == {
+        "ca.crt": pair.cert_pem,
+        "ca.key": pair.key_pem,
+        "tls.crt": pair.cert_pem,
+        "tls.key": pair.key_pem,
+    }
+    # cert-controller parses the CA key as PKCS#1 RSA and checks the names.
+    assert pair.key_pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    cert = x509.load_pem_x509_certificate(pair.cert_pem)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "training-operator-ca" in names.get_values_for_type(x509.DNSName)
+    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+
+
+def test_a_shared_pair_is_written_once_and_read_back(tmp_path: Path) -> None:
+    target = tmp_path / "certs"
+    made: list[int] = []
+
+    def make() -> certificates.ServingCertificate:
+        made.append(1)
+        return certificates.rsa_self_signed(["127.0.0.1"])
+
+    first = certificates.shared_pair(target, make)
+    second = certificates.shared_pair(target, make)
+
+    assert made == [1]
+    assert first == second
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["certs"]
