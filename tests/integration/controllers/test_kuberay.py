@@ -17,17 +17,17 @@ import pytest
 from gpupool.devcluster import Cluster, wait_until
 from gpupool.devcluster.controllers import RunningController
 
-from .workloads import WAIT, gpu_node, phases, pod_spec
+from .workloads import WAIT, phases, pod_spec
 
 pytestmark = pytest.mark.controllers("kuberay")
 
 RAY_IMAGE = "rayproject/ray:2.46.0"
 
 
-def rayjob(name: str, node: str, *, workers: int, gpus: int) -> dict[str, Any]:
-    head = pod_spec(node, 0, container="ray-head")
+def rayjob(name: str, *, workers: int, gpus: int) -> dict[str, Any]:
+    head = pod_spec(0, container="ray-head")
     head["containers"][0]["resources"] = {}
-    worker = pod_spec(node, gpus, container="ray-worker")
+    worker = pod_spec(gpus, container="ray-worker")
     for spec in (head, worker):
         spec["containers"][0]["image"] = RAY_IMAGE
     return {
@@ -57,7 +57,7 @@ def rayjob(name: str, node: str, *, workers: int, gpus: int) -> dict[str, Any]:
 def test_a_rayjob_gets_a_ray_cluster_whose_pods_run_and_a_submitter(
     cluster: Cluster, namespace: str, workload_controllers: list[RunningController]
 ) -> None:
-    manifest = rayjob("ddp", gpu_node(cluster), workers=2, gpus=4)
+    manifest = rayjob("ddp", workers=2, gpus=4)
     cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(manifest))
 
     def deployment_status() -> str:

@@ -13,7 +13,7 @@ import pytest
 from gpupool.devcluster import FAKE_DURATION, GPU_RESOURCE, Cluster, wait_until
 from gpupool.devcluster.controllers import RunningController
 
-from .workloads import WAIT, condition, gpu_node, phases, pod_spec
+from .workloads import WAIT, condition, phases, pod_spec
 
 pytestmark = pytest.mark.controllers("kueue")
 
@@ -66,7 +66,7 @@ def queue(
     cluster.kubectl("delete", "resourceflavor", name, "--ignore-not-found", "--wait=false")
 
 
-def job(name: str, queue: str, node: str, *, gpus: int, duration: str) -> dict[str, Any]:
+def job(name: str, queue: str, *, gpus: int, duration: str) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -78,7 +78,7 @@ def job(name: str, queue: str, node: str, *, gpus: int, duration: str) -> dict[s
             "backoffLimit": 0,
             "template": {
                 "metadata": {"annotations": {FAKE_DURATION: duration}},
-                "spec": {**pod_spec(node, gpus), "restartPolicy": "Never"},
+                "spec": {**pod_spec(gpus), "restartPolicy": "Never"},
             },
         },
     }
@@ -106,14 +106,13 @@ def suspended(cluster: Cluster, namespace: str, name: str) -> bool:
 def test_kueue_admits_a_suspended_job_within_quota_and_holds_one_over_it(
     cluster: Cluster, namespace: str, queue: str
 ) -> None:
-    node = gpu_node(cluster)
     cluster.kubectl(
         "create",
         "-n",
         namespace,
         "-f",
         "-",
-        input=json.dumps(job("first", queue, node, gpus=6, duration="8s")),
+        input=json.dumps(job("first", queue, gpus=6, duration="8s")),
     )
     wait_until(
         "the first Job's pod running",
@@ -130,7 +129,7 @@ def test_kueue_admits_a_suspended_job_within_quota_and_holds_one_over_it(
         namespace,
         "-f",
         "-",
-        input=json.dumps(job("second", queue, node, gpus=6, duration="1s")),
+        input=json.dumps(job("second", queue, gpus=6, duration="1s")),
     )
     pending = wait_until(
         "the second Job's Workload, evaluated",

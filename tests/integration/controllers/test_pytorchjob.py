@@ -12,31 +12,31 @@ import pytest
 from gpupool.devcluster import FAKE_DURATION, Cluster, KubectlError
 from gpupool.devcluster.controllers import RunningController
 
-from .workloads import gpu_node, pod_spec, pods, wait_condition, wait_phases
+from .workloads import pod_spec, pods, wait_condition, wait_phases
 
 pytestmark = pytest.mark.controllers("training-operator")
 
 
-def replica(node: str, gpus: int, *, replicas: int, duration: str) -> dict[str, Any]:
+def replica(gpus: int, *, replicas: int, duration: str) -> dict[str, Any]:
     return {
         "replicas": replicas,
         "restartPolicy": "Never",
         "template": {
             "metadata": {"annotations": {FAKE_DURATION: duration}},
-            "spec": pod_spec(node, gpus, container="pytorch"),
+            "spec": pod_spec(gpus, container="pytorch"),
         },
     }
 
 
-def pytorchjob(name: str, node: str, *, masters: int, workers: int) -> dict[str, Any]:
+def pytorchjob(name: str, *, masters: int, workers: int) -> dict[str, Any]:
     return {
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
         "metadata": {"name": name},
         "spec": {
             "pytorchReplicaSpecs": {
-                "Master": replica(node, 2, replicas=masters, duration="4s"),
-                "Worker": replica(node, 2, replicas=workers, duration="4s"),
+                "Master": replica(2, replicas=masters, duration="4s"),
+                "Worker": replica(2, replicas=workers, duration="4s"),
             }
         },
     }
@@ -49,7 +49,7 @@ def create(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
 def test_a_pytorchjob_runs_its_master_and_workers_and_succeeds(
     cluster: Cluster, namespace: str, workload_controllers: list[RunningController]
 ) -> None:
-    create(cluster, namespace, pytorchjob("ddp", gpu_node(cluster), masters=1, workers=2))
+    create(cluster, namespace, pytorchjob("ddp", masters=1, workers=2))
 
     selector = "training.kubeflow.org/job-name=ddp"
     wait_condition(cluster, "pytorchjob", "ddp", namespace, "Running")
@@ -74,4 +74,4 @@ def test_the_validating_webhook_refuses_two_masters(
     cluster: Cluster, namespace: str, workload_controllers: list[RunningController]
 ) -> None:
     with pytest.raises(KubectlError, match=r"Master.*replicas.*must be 1"):
-        create(cluster, namespace, pytorchjob("two", gpu_node(cluster), masters=2, workers=1))
+        create(cluster, namespace, pytorchjob("two", masters=2, workers=1))

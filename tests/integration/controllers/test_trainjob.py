@@ -13,7 +13,7 @@ import pytest
 from gpupool.devcluster import GPU_RESOURCE, Cluster
 from gpupool.devcluster.controllers import RunningController
 
-from .workloads import gpu_node, pod_spec, pods, wait_condition, wait_phases
+from .workloads import pod_spec, pods, wait_condition, wait_phases
 
 pytestmark = pytest.mark.controllers("jobset", "trainer")
 
@@ -22,12 +22,11 @@ pytestmark = pytest.mark.controllers("jobset", "trainer")
 def runtime(
     cluster: Cluster, namespace: str, workload_controllers: list[RunningController]
 ) -> Iterator[str]:
-    """A torch ClusterTrainingRuntime like upstream's torch-distributed, bound to a kwok
-    node (no kube-scheduler here)."""
+    """A torch ClusterTrainingRuntime like upstream's torch-distributed (no images)."""
     name = f"torch-{namespace}"
     job = {
         "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
-        "spec": {"template": {"spec": pod_spec(gpu_node(cluster), 1, container="node")}},
+        "spec": {"template": {"spec": pod_spec(1, container="node")}},
     }
     cluster.apply(
         {

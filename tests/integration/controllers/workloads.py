@@ -9,16 +9,10 @@ from gpupool.devcluster import GPU_NODE_LABEL, GPU_RESOURCE, Cluster, wait_until
 WAIT = 120.0
 
 
-def gpu_node(cluster: Cluster) -> str:
-    """A kwok GPU node of the session's cluster."""
-    return cluster.node_names(f"{GPU_NODE_LABEL}=true")[0]
-
-
-def pod_spec(node: str, gpus: int = 1, *, container: str = "train") -> dict[str, Any]:
-    """A pod spec bound to `node` by name: the local control plane has no kube-scheduler,
-    and binding is no part of what these controllers do."""
+def pod_spec(gpus: int = 1, *, container: str = "train") -> dict[str, Any]:
+    """A pod spec for the GPU nodes; kube-scheduler places its pods."""
     return {
-        "nodeName": node,
+        "nodeSelector": {GPU_NODE_LABEL: "true"},
         "containers": [
             {
                 "name": container,
@@ -27,6 +21,10 @@ def pod_spec(node: str, gpus: int = 1, *, container: str = "train") -> dict[str,
             }
         ],
     }
+
+
+def gpu_nodes(cluster: Cluster) -> set[str]:
+    return set(cluster.node_names(f"{GPU_NODE_LABEL}=true"))
 
 
 def pods(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any]]:
