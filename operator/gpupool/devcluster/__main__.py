@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gpupool.devcluster.binaries import REPO_ROOT
-from gpupool.devcluster.controllers import SPECS, running
+from gpupool.devcluster.controller_specs import SPECS
+from gpupool.devcluster.controllers import running
 from gpupool.devcluster.local import DEFAULT_NAME, DevCluster
 from gpupool.devcluster.nodes import DEFAULT_PRODUCT
 

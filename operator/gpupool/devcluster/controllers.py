@@ -25,33 +25,23 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonpatch
 import yaml
 
-from gpupool.devcluster import binaries, components
+from gpupool.devcluster import binaries, components, webhooks
 from gpupool.devcluster.certificates import rsa_self_signed, shared_pair
+from gpupool.devcluster.controller_specs import ControllerSpec, Ports, spec
+from gpupool.devcluster.webhooks import LOOPBACK
 from gpupool.webhook.certs import ServingCertificate, self_signed
 
 if TYPE_CHECKING:
     from gpupool.devcluster.local import DevCluster
 
 READY_TIMEOUT = 180.0
-LOOPBACK = "127.0.0.1"
-
-KUEUE_FRAMEWORKS = (
-    "batch/job",
-    "jobset.x-k8s.io/jobset",
-    "kubeflow.org/pytorchjob",
-    "ray.io/rayjob",
-    "ray.io/raycluster",
-    "trainer.kubeflow.org/trainjob",
-)
-"""The integrations Kueue is started with: the kinds gpupool governs."""
 
 KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
 """Kueue v0.17 reads its metrics server's certificate from this fixed path when its
@@ -75,241 +65,6 @@ they replace it with one that loopback is not in."""
 
 class ControllerError(RuntimeError):
     """A controller did not start or become ready; the message has its log's tail."""
-
-
-@dataclass(frozen=True)
-class Ports:
-    metrics: int
-    health: int
-    webhook: int
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How one controller process is started."""
-
-    args: tuple[str, ...]
-    files: Mapping[str, str] = field(default_factory=dict)
-    """Files written into the controller's directory first (name -> text)."""
-
-
-@dataclass(frozen=True)
-class Webhooks:
-    """A controller's webhook configurations in its module (controller-gen's output) and
-    the kustomization whose patches add their selectors."""
-
-    manifest: str
-    kustomization: str
-    name_prefix: str = ""
-    """What the release's kustomization prefixes the configurations' names with."""
-    keep: Callable[[Mapping[str, Any]], bool] = lambda _webhook: True
-
-
-@dataclass(frozen=True)
-class ControllerSpec:
-    name: str
-    binary: str
-    """Its name in tests/cluster/build.sh."""
-    wrapper: str
-    """Its wrapper module's directory under tests/cluster/."""
-    module: str
-    crds: tuple[str, ...]
-    """CRD manifests inside the module: directories (every CRD in them) or files."""
-    kinds: tuple[str, ...]
-    """The CRDs of the kinds it runs (plural.group), the ones a test needs."""
-    launch: Callable[[Ports, Path], Launch]
-    """Its command line, given its ports and its directory (config, certificates)."""
-    objects: tuple[Mapping[str, Any], ...] = ()
-    """Created before it starts (its namespace)."""
-    webhooks: Webhooks | None = None
-    rotator_secret: tuple[str, str] | None = None
-    """(namespace, name) of the Secret its certificate rotator keeps, if it has one."""
-
-
-def _namespace(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-
-
-def _jobset(ports: Ports, directory: Path) -> Launch:
-    config = {
-        "apiVersion": "config.jobset.x-k8s.io/v1alpha1",
-        "kind": "Configuration",
-        "leaderElection": {"leaderElect": False},
-        "internalCertManagement": {"enable": False},
-        "webhook": {"host": LOOPBACK, "port": ports.webhook, "certDir": str(directory / "certs")},
-        "metrics": {"bindAddress": f"{LOOPBACK}:{ports.metrics}"},
-        "health": {"healthProbeBindAddress": f"{LOOPBACK}:{ports.health}"},
-    }
-    return Launch(
-        args=("--config", str(directory / "config.yaml")),
-        files={"config.yaml": yaml.safe_dump(config)},
-    )
-
-
-def _kueue(ports: Ports, directory: Path) -> Launch:
-    config = {
-        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
-        "kind": "Configuration",
-        "namespace": "kueue-system",
-        "leaderElection": {"leaderElect": False},
-        "internalCertManagement": {"enable": False},
-        "webhook": {"host": LOOPBACK, "port": ports.webhook, "certDir": str(directory / "certs")},
-        "metrics": {"bindAddress": f"{LOOPBACK}:{ports.metrics}"},
-        "health": {"healthProbeBindAddress": f"{LOOPBACK}:{ports.health}"},
-        # The on-demand visibility API is an aggregated API server of its own (an
-        # APIService to register, another port); nothing here reads it.
-        "featureGates": {"VisibilityOnDemand": False},
-        "integrations": {"frameworks": list(KUEUE_FRAMEWORKS)},
-    }
-    return Launch(
-        args=("--config", str(directory / "config.yaml")),
-        files={"config.yaml": yaml.safe_dump(config)},
-    )
-
-
-def _kueue_webhook(webhook: Mapping[str, Any]) -> bool:
-    """Kueue's own kinds and the integrations it runs: the noop webhooks it serves for
-    the others intercept nothing gpupool's tests create."""
-    wanted = {("kueue.x-k8s.io", "*")} | {
-        (group, kind.lower() + "s")
-        for group, _, kind in (f.rpartition("/") for f in KUEUE_FRAMEWORKS)
-        if group
-    }
-    for rule in webhook.get("rules") or ():
-        for group in rule.get("apiGroups") or ():
-            for resource in rule.get("resources") or ():
-                if (group, "*") in wanted or (group, resource.split("/")[0]) in wanted:
-                    return True
-    return False
-
-
-def _pytorchjob_webhook(webhook: Mapping[str, Any]) -> bool:
-    """training-operator serves the webhooks of the kinds it is started for only."""
-    return any("pytorchjobs" in (rule.get("resources") or ()) for rule in webhook["rules"])
-
-
-def _kuberay(ports: Ports, directory: Path) -> Launch:
-    return Launch(
-        args=(
-            f"--metrics-addr={LOOPBACK}:{ports.metrics}",
-            f"--health-probe-bind-address={LOOPBACK}:{ports.health}",
-            "--enable-leader-election=false",
-            "--log-stdout-encoder=console",
-        )
-    )
-
-
-def _training_operator(ports: Ports, directory: Path) -> Launch:
-    return Launch(
-        args=(
-            f"--metrics-bind-address={LOOPBACK}:{ports.metrics}",
-            f"--health-probe-bind-address={LOOPBACK}:{ports.health}",
-            f"--webhook-server-port={ports.webhook}",
-            "--leader-elect=false",
-            "--enable-scheme=pytorchjob",
-        )
-    )
-
-
-def _trainer(ports: Ports, directory: Path) -> Launch:
-    return Launch(
-        args=(
-            f"--metrics-bind-address={LOOPBACK}:{ports.metrics}",
-            f"--health-probe-bind-address={LOOPBACK}:{ports.health}",
-            f"--webhook-server-port={ports.webhook}",
-            "--leader-elect=false",
-        )
-    )
-
-
-SPECS: dict[str, ControllerSpec] = {
-    spec.name: spec
-    for spec in (
-        ControllerSpec(
-            name="jobset",
-            binary="jobset-controller",
-            wrapper="jobset",
-            module="sigs.k8s.io/jobset",
-            crds=("config/components/crd/bases",),
-            kinds=("jobsets.jobset.x-k8s.io",),
-            launch=_jobset,
-            webhooks=Webhooks(
-                manifest="config/components/webhook/manifests.yaml",
-                kustomization="config/components/webhook/kustomization.yaml",
-                name_prefix="jobset-",
-            ),
-        ),
-        ControllerSpec(
-            name="kueue",
-            binary="kueue",
-            wrapper="kueue",
-            module="sigs.k8s.io/kueue",
-            crds=("config/components/crd/bases",),
-            kinds=("clusterqueues.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io"),
-            launch=_kueue,
-            objects=(_namespace("kueue-system"),),
-            webhooks=Webhooks(
-                manifest="config/components/webhook/manifests.yaml",
-                kustomization="config/components/webhook/kustomization.yaml",
-                name_prefix="kueue-",
-                keep=_kueue_webhook,
-            ),
-        ),
-        # KubeRay's only webhook (RayCluster validation) is off unless ENABLE_WEBHOOKS
-        # is set: a bad RayCluster spec is reported by the operator on its status
-        # instead of being refused at creation.
-        ControllerSpec(
-            name="kuberay",
-            binary="kuberay-operator",
-            wrapper="kuberay",
-            module="github.com/ray-project/kuberay/ray-operator",
-            crds=("config/crd/bases",),
-            kinds=("rayjobs.ray.io", "rayclusters.ray.io"),
-            launch=_kuberay,
-        ),
-        # Kubeflow's webhook servers bind every interface: the port is a free one, and
-        # only loopback calls it.
-        ControllerSpec(
-            name="training-operator",
-            binary="training-operator",
-            wrapper="training-operator",
-            module="github.com/kubeflow/training-operator",
-            # Only the kinds it is started for (--enable-scheme).
-            crds=("manifests/base/crds/kubeflow.org_pytorchjobs.yaml",),
-            kinds=("pytorchjobs.kubeflow.org",),
-            launch=_training_operator,
-            objects=(_namespace("kubeflow"),),
-            rotator_secret=("kubeflow", "training-operator-webhook-cert"),
-            webhooks=Webhooks(
-                manifest="manifests/base/webhook/manifests.yaml",
-                kustomization="manifests/base/webhook/kustomization.yaml",
-                keep=_pytorchjob_webhook,
-            ),
-        ),
-        ControllerSpec(
-            name="trainer",
-            binary="trainer-controller-manager",
-            wrapper="trainer",
-            module="github.com/kubeflow/trainer/v2",
-            crds=("manifests/base/crds",),
-            kinds=("trainjobs.trainer.kubeflow.org",),
-            launch=_trainer,
-            objects=(_namespace("kubeflow-system"),),
-            rotator_secret=("kubeflow-system", "kubeflow-trainer-webhook-cert"),
-            webhooks=Webhooks(
-                manifest="manifests/base/webhook/manifests.yaml",
-                kustomization="manifests/base/webhook/kustomization.yaml",
-            ),
-        ),
-    )
-}
-
-
-def spec(name: str) -> ControllerSpec:
-    try:
-        return SPECS[name]
-    except KeyError:
-        raise ValueError(f"unknown controller {name!r} (known: {', '.join(SPECS)})") from None
 
 
 # --- module directories and CRDs ------------------------------------------------------------
@@ -348,86 +103,6 @@ def _is_crd(path: Path) -> bool:
         doc and doc.get("kind") == "CustomResourceDefinition"
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
     )
-
-
-# --- webhook configurations -----------------------------------------------------------------
-
-
-def webhook_configurations(
-    spec: ControllerSpec, module: Path, *, port: int, ca_bundle: bytes
-) -> list[dict[str, Any]]:
-    """The controller's webhook configurations as its kustomization renders them, each
-    webhook calling https://127.0.0.1:<port><its path> instead of its Service."""
-    if spec.webhooks is None:
-        return []
-    documents = [
-        doc
-        for doc in yaml.safe_load_all((module / spec.webhooks.manifest).read_text("utf-8"))
-        if doc
-    ]
-    kustomization = module / spec.webhooks.kustomization
-    documents = _kustomize_patches(documents, kustomization)
-    rendered: list[dict[str, Any]] = []
-    for doc in documents:
-        hooks = [_by_url(w, port, ca_bundle) for w in doc["webhooks"] if spec.webhooks.keep(w)]
-        if hooks:
-            name = spec.webhooks.name_prefix + doc["metadata"]["name"]
-            rendered.append({**doc, "metadata": {"name": name}, "webhooks": hooks})
-    return rendered
-
-
-def _kustomize_patches(
-    documents: list[dict[str, Any]], kustomization: Path
-) -> list[dict[str, Any]]:
-    """Apply a kustomization's `patches` to these documents: JSON 6902 ones (a file with a
-    `target`) and strategic-merge ones, whose webhooks merge by name."""
-    config = yaml.safe_load(kustomization.read_text(encoding="utf-8")) or {}
-    result = list(documents)
-    for entry in config.get("patches") or ():
-        text = entry.get("patch") or (kustomization.parent / entry["path"]).read_text("utf-8")
-        patch = yaml.safe_load(text)
-        if isinstance(patch, list):
-            target = entry["target"]
-            for index in _targets(result, target["kind"], target.get("name")):
-                result[index] = jsonpatch.apply_patch(result[index], patch)
-        else:
-            index = _find(result, patch["kind"], patch["metadata"]["name"])
-            result[index] = _merge_webhooks(result[index], patch.get("webhooks") or ())
-    return result
-
-
-def _targets(documents: Sequence[Mapping[str, Any]], kind: str, name: str | None) -> list[int]:
-    """The documents a JSON 6902 patch's target names (every one of the kind without a name)."""
-    if name is not None:
-        return [_find(documents, kind, name)]
-    matched = [i for i, doc in enumerate(documents) if doc.get("kind") == kind]
-    if not matched:
-        raise ControllerError(f"kustomize patch for {kind}: no such document")
-    return matched
-
-
-def _find(documents: Sequence[Mapping[str, Any]], kind: str, name: str) -> int:
-    for index, doc in enumerate(documents):
-        if doc.get("kind") == kind and doc["metadata"]["name"] == name:
-            return index
-    raise ControllerError(f"kustomize patch for {kind}/{name}: no such document")
-
-
-def _merge_webhooks(
-    document: Mapping[str, Any], patches: Iterable[Mapping[str, Any]]
-) -> dict[str, Any]:
-    by_name = {p["name"]: p for p in patches}
-    hooks = [{**w, **by_name.get(w["name"], {})} for w in document["webhooks"]]
-    return {**document, "webhooks": hooks}
-
-
-def _by_url(webhook: Mapping[str, Any], port: int, ca_bundle: bytes) -> dict[str, Any]:
-    path = webhook["clientConfig"]["service"]["path"]
-    client = {
-        "url": f"https://{LOOPBACK}:{port}{path}",
-        "caBundle": base64.b64encode(ca_bundle).decode("ascii"),
-    }
-    return {**webhook, "clientConfig": client}
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -514,8 +189,12 @@ def _start_one(
     components.start(component)
     try:
         _wait_ready(controller)
-        configurations = webhook_configurations(
-            spec, module, port=ports.webhook, ca_bundle=certificate.cert_pem
+        configurations = (
+            []
+            if spec.webhooks is None
+            else webhooks.render(
+                spec.webhooks, module, port=ports.webhook, ca_bundle=certificate.cert_pem
+            )
         )
         if configurations:
             cluster.apply(configurations, server_side=True)

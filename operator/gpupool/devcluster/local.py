@@ -99,7 +99,7 @@ class DevCluster(Cluster):
         """Create (or, with `reuse`, keep a healthy existing) cluster `name`, install the
         kwok Stages and the CRDs in `crds` (a directory of YAML files; may be empty),
         and add `nodes` fake GPU nodes. Builds missing binaries first. `controllers`
-        (names in `gpupool.devcluster.controllers.SPECS`, e.g. "jobset", "kueue") are
+        (names in `gpupool.devcluster.controller_specs.SPECS`, e.g. "jobset", "kueue") are
         built on first use, installed and started with the cluster."""
         remove_stale_test_clusters()
         cluster = cls(name, binaries.ensure())

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import external_kubeconfig  # tests/conftest.py, the session's cluster
-from gpupool.devcluster import Cluster, DevCluster, binaries, controllers
+from gpupool.devcluster import Cluster, DevCluster, binaries, controller_specs, controllers
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         dict.fromkeys(n for item in ours if item not in deselected for n in _controllers(item))
     )
     if wanted and not config.option.collectonly and external_kubeconfig() is None:
-        binaries.ensure(controllers.spec(name).binary for name in wanted)
+        binaries.ensure(controller_specs.spec(name).binary for name in wanted)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def workload_controllers(
 def _require_crds(cluster: Cluster, names: list[str]) -> None:
     present = set(cluster.kubectl("get", "crd", "-o", "name").split())
     for name in names:
-        spec = controllers.spec(name)
+        spec = controller_specs.spec(name)
         for crd in spec.kinds:
             if f"customresourcedefinition.apiextensions.k8s.io/{crd}" not in present:
                 pytest.skip(f"the cluster has no {crd}: {name} is not installed there")

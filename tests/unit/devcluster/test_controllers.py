@@ -13,7 +13,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from gpupool.devcluster import binaries, certificates, controllers
+from gpupool.devcluster import binaries, certificates, controller_specs, controllers, webhooks
 
 
 def hook(name: str, group: str, resource: str, path: str) -> dict[str, Any]:
@@ -55,29 +55,19 @@ def module(tmp_path: Path, webhooks: list[dict[str, Any]], kustomization: dict[s
     return base
 
 
-def spec(keep: Any = None) -> controllers.ControllerSpec:
-    hooks = controllers.Webhooks(
+def described(keep: Any = None) -> webhooks.Webhooks:
+    return webhooks.Webhooks(
         manifest="config/webhook/manifests.yaml",
         kustomization="config/webhook/kustomization.yaml",
         name_prefix="demo-",
         **({"keep": keep} if keep else {}),
-    )
-    return controllers.ControllerSpec(
-        name="demo",
-        binary="demo",
-        wrapper="demo",
-        module="example.com/demo",
-        crds=(),
-        kinds=(),
-        launch=lambda ports, directory: controllers.Launch(args=()),
-        webhooks=hooks,
     )
 
 
 def test_each_webhook_calls_the_process_on_loopback_with_our_ca(tmp_path: Path) -> None:
     module(tmp_path, [hook("mjob.kb.io", "batch", "jobs", "/mutate-batch-v1-job")], {})
 
-    [config] = controllers.webhook_configurations(spec(), tmp_path, port=9443, ca_bundle=b"PEM")
+    [config] = webhooks.render(described(), tmp_path, port=9443, ca_bundle=b"PEM")
 
     assert config["metadata"] == {"name": "demo-mutating-webhook-configuration"}
     [webhook] = config["webhooks"]
@@ -115,7 +105,7 @@ def test_json_6902_patches_of_the_kustomization_apply(tmp_path: Path) -> None:
         )
     )
 
-    [config] = controllers.webhook_configurations(spec(), tmp_path, port=1, ca_bundle=b"x")
+    [config] = webhooks.render(described(), tmp_path, port=1, ca_bundle=b"x")
 
     assert "objectSelector" not in config["webhooks"][0]
     assert config["webhooks"][1]["objectSelector"] == selector
@@ -139,7 +129,7 @@ def test_strategic_merge_patches_merge_webhooks_by_name(tmp_path: Path) -> None:
         {"patches": [{"patch": yaml.safe_dump(patch)}]},
     )
 
-    [config] = controllers.webhook_configurations(spec(), tmp_path, port=1, ca_bundle=b"x")
+    [config] = webhooks.render(described(), tmp_path, port=1, ca_bundle=b"x")
 
     by_name = {w["name"]: w for w in config["webhooks"]}
     assert by_name["mpod.kb.io"]["namespaceSelector"] == selector
@@ -160,12 +150,10 @@ def test_kueue_registers_its_own_kinds_and_its_integrations_only(tmp_path: Path)
         ],
         {},
     )
-    kueue = controllers.spec("kueue")
+    kueue = controller_specs.spec("kueue")
     assert kueue.webhooks is not None
 
-    [config] = controllers.webhook_configurations(
-        spec(kueue.webhooks.keep), tmp_path, port=1, ca_bundle=b"x"
-    )
+    [config] = webhooks.render(described(kueue.webhooks.keep), tmp_path, port=1, ca_bundle=b"x")
 
     assert [w["name"] for w in config["webhooks"]] == [
         "mclusterqueue.kb.io",
@@ -188,12 +176,12 @@ def test_a_patch_naming_no_document_is_an_error(tmp_path: Path) -> None:
             ]
         },
     )
-    with pytest.raises(controllers.ControllerError, match="MutatingWebhookConfiguration/other"):
-        controllers.webhook_configurations(spec(), tmp_path, port=1, ca_bundle=b"x")
+    with pytest.raises(webhooks.ManifestError, match="MutatingWebhookConfiguration/other"):
+        webhooks.render(described(), tmp_path, port=1, ca_bundle=b"x")
 
 
 def test_every_controller_has_a_pinned_binary_in_the_build_script() -> None:
-    names = [s.binary for s in controllers.SPECS.values()]
+    names = [s.binary for s in controller_specs.SPECS.values()]
     listed = subprocess.run(
         ["bash", str(binaries.BUILD_SCRIPT), "--list", "controllers"],
         capture_output=True,
@@ -228,7 +216,7 @@ def test_a_json_6902_target_without_a_name_patches_every_document_of_its_kind(
         yaml.safe_dump([{"op": "replace", "path": "/metadata/name", "value": "validator.example"}])
     )
 
-    [config] = controllers.webhook_configurations(spec(), tmp_path, port=1, ca_bundle=b"x")
+    [config] = webhooks.render(described(), tmp_path, port=1, ca_bundle=b"x")
 
     assert config["metadata"]["name"] == "demo-validator.example"
 
