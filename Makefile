@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test unit integration lint fmt crds lock bench demo bins cluster-up cluster-down clean
+.PHONY: help venv test unit integration test-controllers lint fmt crds lock bench demo bins cluster-up cluster-down clean
 
 help:
 	@echo "make demo    run the demo on the embedded local control plane"
@@ -41,6 +41,11 @@ integration: venv bins
 
 test: lint bins
 	$(BIN)/pytest tests
+
+# Every workload controller's tests, Kueue's too (`make test` leaves Kueue's out: its cold
+# build is ~14 min); each controller is built on first use.
+test-controllers: venv bins
+	$(BIN)/pytest tests/integration/controllers
 
 crds: venv
 	$(BIN)/gpupool crds

@@ -7,17 +7,26 @@
 # Binaries land in a cache keyed by version, so a second run builds nothing:
 #   ${GPUPOOL_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpupool/bin}/<name>-<version>
 #
-# Usage: build.sh [--list] [name...]   (default: all of them)
+# Usage: build.sh [--list] [name...]   (default: the control plane and helm)
 # Progress goes to stderr; stdout gets one "<name> <path>" line per binary.
 # --list only prints those lines (where each binary is or would be), building nothing.
 #
 # Versions (the newest patch releases of the requested lines, all build as pinned):
 #   Kubernetes v1.36.3, etcd v3.6.16, kwok v0.8.0, helm v3.22.0.
+#
+# The controllers of the workload kinds gpupool governs are built only when named
+# (`controllers` names them all): the default suite does not need them, and they
+# cost CI minutes (see tests/cluster/README.md). Tests that run one build it on first use.
+#   jobset-controller (sigs.k8s.io/jobset v0.10.1), training-operator
+#   (github.com/kubeflow/training-operator v1.8.1), trainer-controller-manager
+#   (github.com/kubeflow/trainer/v2 v2.0.0), kuberay-operator
+#   (github.com/ray-project/kuberay/ray-operator v1.5.0), kueue (sigs.k8s.io/kueue v0.17.0).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN_DIR=${GPUPOOL_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpupool/bin}
 ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl helm)
+CONTROLLERS=(jobset-controller training-operator trainer-controller-manager kuberay-operator kueue)
 
 export GOTOOLCHAIN=local CGO_ENABLED=0
 export GOFLAGS="-mod=readonly -buildvcs=false"
@@ -37,6 +46,11 @@ ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(modver kwok sigs.k8s.io/kwok)
 HELM_VERSION=$(modver helm helm.sh/helm/v3)
 HELM_CLIENT_GO=$(modver helm k8s.io/client-go)
+JOBSET_VERSION=$(modver jobset sigs.k8s.io/jobset)
+TRAINING_OPERATOR_VERSION=$(modver training-operator github.com/kubeflow/training-operator)
+TRAINER_VERSION=$(modver trainer github.com/kubeflow/trainer/v2)
+KUBERAY_VERSION=$(modver kuberay github.com/ray-project/kuberay/ray-operator)
+KUEUE_VERSION=$(modver kueue sigs.k8s.io/kueue)
 
 # name -> "wrapper-dir version package"
 spec() {
@@ -46,7 +60,14 @@ spec() {
     etcd) echo "etcd $ETCD_VERSION go.etcd.io/etcd/server/v3" ;;
     kwok | kwokctl) echo "kwok $KWOK_VERSION sigs.k8s.io/kwok/cmd/$1" ;;
     helm) echo "helm $HELM_VERSION helm.sh/helm/v3/cmd/helm" ;;
-    *) log "build.sh: unknown binary '$1' (known: ${ALL[*]})"; exit 2 ;;
+    jobset-controller) echo "jobset $JOBSET_VERSION sigs.k8s.io/jobset" ;;
+    training-operator)
+      echo "training-operator $TRAINING_OPERATOR_VERSION github.com/kubeflow/training-operator/cmd/training-operator.v1" ;;
+    trainer-controller-manager)
+      echo "trainer $TRAINER_VERSION github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager" ;;
+    kuberay-operator) echo "kuberay $KUBERAY_VERSION github.com/ray-project/kuberay/ray-operator" ;;
+    kueue) echo "kueue $KUEUE_VERSION sigs.k8s.io/kueue/cmd/kueue" ;;
+    *) log "build.sh: unknown binary '$1' (known: ${ALL[*]} ${CONTROLLERS[*]})"; exit 2 ;;
   esac
 }
 
@@ -83,6 +104,8 @@ ldflags() {
   case $1 in
     kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "-s -w $(k8s_ldflags)" ;;
     helm) echo "-s -w $(helm_ldflags)" ;;
+    jobset-controller) echo "-s -w -X sigs.k8s.io/jobset/pkg/version.GitVersion=$JOBSET_VERSION" ;;
+    kueue) echo "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" ;;
     *) echo "-s -w" ;;
   esac
 }
@@ -139,7 +162,10 @@ main() {
     list=true
     shift
   fi
-  local names=("$@") name total=$SECONDS
+  local names=() name total=$SECONDS
+  for name in "$@"; do
+    if [[ $name == controllers ]]; then names+=("${CONTROLLERS[@]}"); else names+=("$name"); fi
+  done
   [[ ${#names[@]} -gt 0 ]] || names=("${ALL[@]}")
   for name in "${names[@]}"; do spec "$name" >/dev/null; done
   if $list; then

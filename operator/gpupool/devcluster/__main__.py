@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gpupool.devcluster.binaries import REPO_ROOT
+from gpupool.devcluster.controller_specs import SPECS
+from gpupool.devcluster.controllers import running
 from gpupool.devcluster.local import DEFAULT_NAME, DevCluster
 from gpupool.devcluster.nodes import DEFAULT_PRODUCT
 
@@ -31,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         "--crds", type=Path, default=REPO_ROOT / "crds", help="CRD directory (default: crds/)"
     )
     up.add_argument("--recreate", action="store_true", help="replace a running cluster")
+    up.add_argument(
+        "--controllers",
+        default="",
+        help=f"workload controllers to run, comma-separated ({', '.join(SPECS)}); "
+        "built on first use (minutes each)",
+    )
     commands.add_parser("down", help="delete the cluster and end its processes")
     commands.add_parser("status", help="is it up, and where is its kubeconfig")
     commands.add_parser("kubeconfig", help="print the kubeconfig's path")
@@ -51,11 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             product=args.product,
             crds=args.crds,
             reuse=not args.recreate,
+            controllers=[name for name in args.controllers.split(",") if name],
         )
         print(cluster.kubectl("get", "nodes", "-L", "nvidia.com/gpu.product,gpupool.io/rack"))
         print(f"up in {time.monotonic() - started:.1f}s; use it with:")
         print(f"  export KUBECONFIG={cluster.kubeconfig}")
         print(f"  {cluster.kubectl_binary} get nodes")
+        for controller in running(cluster.directory).values():
+            print(f"  {controller.spec.name}: log {controller.log_file}")
         return 0
     existing = DevCluster.existing(args.name)
     if args.command == "down":

@@ -6,6 +6,7 @@ only asks it (`--list` to locate, no flag to build what is missing).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections.abc import Iterable
@@ -25,7 +26,9 @@ CLUSTER = (
     "kwok",
     "kwokctl",
 )
-"""What a local cluster needs; `helm` is built too but only the chart's tests use it."""
+"""What a local cluster needs; `helm` is built too but only the chart's tests use it.
+The workload kinds' controllers (gpupool.devcluster.controllers) are built only when
+something asks for them: `ensure(["kueue"])`."""
 
 BUILD_TIMEOUT = 90 * 60.0
 LIST_TIMEOUT = 30.0
@@ -48,6 +51,11 @@ def _paths(stdout: str) -> dict[str, Path]:
         if path:
             paths[name] = Path(path)
     return paths
+
+
+def go_env() -> dict[str, str]:
+    """The environment of the go commands build.sh runs (its wrapper modules as pinned)."""
+    return {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
 
 
 def locate(names: Iterable[str] = CLUSTER) -> dict[str, Path]:

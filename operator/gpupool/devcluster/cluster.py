@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,15 +140,19 @@ class Cluster:
                 if doc and doc.get("kind") == "CustomResourceDefinition":
                     names.append(doc["metadata"]["name"])
             self.apply(text, server_side=True)
+        # Not `kubectl wait`: it fails instead of waiting on a CRD with no conditions yet.
         for name in names:
-            self.kubectl(
-                "wait",
-                "--for=condition=Established",
-                f"crd/{name}",
-                f"--timeout={timeout:.0f}s",
-                timeout=timeout + 10,
+            wait_until(
+                f"CRD {name} Established", partial(self._crd_established, name), timeout=timeout
             )
         return names
+
+    def _crd_established(self, name: str) -> bool:
+        status = self.kubectl_json("get", "crd", name).get("status") or {}
+        return any(
+            c.get("type") == "Established" and c.get("status") == "True"
+            for c in status.get("conditions") or ()
+        )
 
     def apply_crd_directory(self, directory: Path, *, timeout: float = 60.0) -> list[str]:
         """Apply every `*.yaml` in `directory` (none is fine) as in `apply_crds`."""

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from gpupool.devcluster import binaries, components, stages
+from gpupool.devcluster import controllers as workload_controllers
 from gpupool.devcluster.cluster import Cluster, wait_until
 from gpupool.devcluster.nodes import DEFAULT_PRODUCT, KWOK_NODE_ANNOTATION
 
@@ -93,10 +94,13 @@ class DevCluster(Cluster):
         crds: Path | None = None,
         reuse: bool = False,
         timeout: float = CREATE_TIMEOUT,
+        controllers: Sequence[str] = (),
     ) -> DevCluster:
         """Create (or, with `reuse`, keep a healthy existing) cluster `name`, install the
         kwok Stages and the CRDs in `crds` (a directory of YAML files; may be empty),
-        and add `nodes` fake GPU nodes. Builds missing binaries first."""
+        and add `nodes` fake GPU nodes. Builds missing binaries first. `controllers`
+        (names in `gpupool.devcluster.controller_specs.SPECS`, e.g. "jobset", "kueue") are
+        built on first use, installed and started with the cluster."""
         remove_stale_test_clusters()
         cluster = cls(name, binaries.ensure())
         if cluster.exists():
@@ -104,6 +108,7 @@ class DevCluster(Cluster):
                 _log(f"cluster {name} is already up")
                 if crds is not None and crds.is_dir():
                     cluster.apply_crd_directory(crds, timeout=timeout)
+                cluster.start_controllers(controllers)
                 return cluster
             _log(f"replacing cluster {name} (stale or not asked to reuse)")
             cluster.delete()
@@ -120,6 +125,7 @@ class DevCluster(Cluster):
                 product=product,
                 timeout=timeout,
             )
+            cluster.start_controllers(controllers)
         except BaseException:
             cluster.stop()
             raise
@@ -155,6 +161,7 @@ class DevCluster(Cluster):
             shutil.rmtree(self.scratch, ignore_errors=True)
             return
         _log(f"deleting cluster {self.name}")
+        workload_controllers.stop_all(self.directory)
         try:
             completed = self._kwokctl("delete", "cluster", timeout=DELETE_TIMEOUT)
             failure = completed.stderr.strip()[-500:] if completed.returncode else ""
@@ -200,6 +207,18 @@ class DevCluster(Cluster):
         components.start(self.components()[name])
         if name == "kube-apiserver":
             self.wait_reachable(timeout)
+
+    def start_controllers(
+        self, names: Iterable[str]
+    ) -> list[workload_controllers.RunningController]:
+        """Build (if missing), install and start these workload controllers; ready when
+        this returns. They stop with the cluster, or with `stop_controllers`."""
+        return workload_controllers.start(self, names)
+
+    def stop_controllers(self, running: Iterable[workload_controllers.RunningController]) -> None:
+        """Unregister their webhooks and end them (the cluster keeps their CRDs)."""
+        for controller in running:
+            workload_controllers.stop_one(self, controller)
 
     def apply_crds(self, paths: Iterable[Path], *, timeout: float = 60.0) -> list[str]:
         """As `Cluster.apply_crds`, then restart kube-controller-manager: it discovers new
