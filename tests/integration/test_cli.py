@@ -55,6 +55,8 @@ async def pool(kube: KubeClient) -> AsyncIterator[Pool]:
     checkpoints = CheckpointServer()
     await checkpoints.start()
     made = Pool(kube, checkpoints)
+    # The httpPost hook goes to the worker pods' own IPs: serve the pool's pod CIDR.
+    await checkpoints.serve_pods(made.pod_cidr)
     yield made
     await made.cleanup()
     await checkpoints.stop()
