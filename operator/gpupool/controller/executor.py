@@ -27,7 +27,7 @@ from typing import Protocol
 
 from gpupool.api import CheckpointRecord, GPUJobSpec
 from gpupool.controller.cache import AssumedWorker, SchedulingCache
-from gpupool.controller.checkpoint import CheckpointOutcome, request_checkpoint
+from gpupool.controller.checkpoint import CheckpointOutcome, Source, request_checkpoint
 from gpupool.controller.clock import Clock, as_datetime
 from gpupool.controller.ledger import JobLedger, Ledgers
 from gpupool.controller.manifests import (
@@ -213,10 +213,19 @@ class Executor:
 
         await asyncio.gather(*(one(pod) for pod in pods))
 
-    async def _wait_gone(self, key: JobKey, uids: set[str], seconds: float) -> set[str]:
-        """Wait (reading the pod index) until none of `uids` is left; the ones left."""
+    async def _wait_gone(
+        self,
+        key: JobKey,
+        uids: set[str],
+        seconds: float,
+        watch: Callable[[], object] | None = None,
+    ) -> set[str]:
+        """Wait (reading the pod index) until none of `uids` is left; the ones left.
+        `watch` looks at the pods at every poll."""
         deadline = self._clock.monotonic() + seconds
         while True:
+            if watch is not None:
+                watch()
             left = {pod.uid for pod in self._world.pods(key) if pod.uid in uids}
             if not left or self._clock.monotonic() >= deadline:
                 return left
@@ -455,6 +464,8 @@ class Executor:
             type_="Warning" if eviction.reason is PreemptionReason.NODE_FAILURE else "Normal",
             related=related,
         )
+        # A run whose worker 0 completed meanwhile finished: it is not preempted.
+        completion = _Completion(self._world, record, eviction.incarnation)
         pods = [
             pod
             for pod in self._world.pods(key)
@@ -462,24 +473,30 @@ class Executor:
             and not pod.terminal
             and (eviction.whole_job or pod.index in (eviction.workers or ()))
         ]
+        if completion.check():
+            await self._finish_completed(record, ledger, completion)
+            return
         # 2. The hook, then the pods are deleted (the protocol deletes them).
         outcome = await self._checkpoint_and_delete(record, ledger, pods, resumed=resumed)
-        # 3. A checkpoint is persisted the moment it is known.
-        if outcome is not None and outcome.location is not None:
-            ledger.last_checkpoint = CheckpointRecord(
-                location=outcome.location,
-                time=as_datetime(self._clock.now()),
-                source=outcome.source,
-            )
+        # 3. A checkpoint is persisted the moment it is known (httpPost: before the
+        # pods were deleted, through the hook's `persist`).
+        if (
+            outcome is not None
+            and outcome.location is not None
+            and self._record_checkpoint(ledger, outcome.location, outcome.source)
+        ):
             await self._persist(key)
         ledger.hook_result = _hook_summary(outcome, eviction.reason)
         # 4. Wait until the pods are gone: their GPUs are not free before.
         uids = {pod.uid for pod in pods}
-        left = await self._wait_gone(key, uids, _GONE_GRACE_SECONDS)
+        left = await self._wait_gone(key, uids, _GONE_GRACE_SECONDS, completion.check)
         if left:
             await self._delete([pod for pod in pods if pod.uid in left], 0)
-            await self._wait_gone(key, left, 10.0)
+            await self._wait_gone(key, left, 10.0, completion.check)
         self._take_reported_checkpoint(key, record, ledger, uids)
+        if completion.check():
+            await self._finish_completed(record, ledger, completion)
+            return
         # 5. Requeue (or, for a shrink, keep running smaller): one status patch.
         await self._finish_eviction(record, ledger)
 
@@ -513,6 +530,12 @@ class Executor:
         # have queued behind other writes (a reclaim burst), and the hook could not run
         # before it was written.
         started = self._clock.monotonic()
+
+        async def persist(location: str) -> bool:
+            # Before the pods go: an operator killed after the delete still knows it.
+            self._record_checkpoint(ledger, location, "hook")
+            return await self._persist(record.key)
+
         outcome = await request_checkpoint(
             self._client,
             namespace=record.namespace,
@@ -521,10 +544,28 @@ class Executor:
             hook=hook,
             now=self._clock.monotonic,
             address=self._config.checkpoint_address,
+            persist=persist,
         )
         METRICS.hook_seconds.labels(outcome.outcome).observe(self._clock.monotonic() - started)
         METRICS.hooks.labels(outcome.outcome).inc()
         return outcome
+
+    def _record_checkpoint(self, ledger: JobLedger, location: str, source: Source) -> bool:
+        """The hook's location as the last checkpoint; False if it is already recorded."""
+        last = ledger.last_checkpoint
+        eviction = ledger.eviction
+        if (
+            last is not None
+            and last.location == location
+            and eviction is not None
+            and last.time is not None
+            and last.time >= eviction.requested_at
+        ):
+            return False
+        ledger.last_checkpoint = CheckpointRecord(
+            location=location, time=as_datetime(self._clock.now()), source=source
+        )
+        return True
 
     def _take_reported_checkpoint(
         self, key: JobKey, record: JobRecord, ledger: JobLedger, uids: set[str]
@@ -584,6 +625,23 @@ class Executor:
             action,
             message,
             related=job_ref_of(eviction.for_job) if eviction.for_job else None,
+        )
+
+    async def _finish_completed(
+        self, record: JobRecord, ledger: JobLedger, completion: _Completion
+    ) -> None:
+        """The evicted run finished on its own: record it as finished, not preempted (no
+        requeue, no `preemptions + 1`, no Preempted condition, no Requeued Event)."""
+        eviction = ledger.eviction
+        assert eviction is not None
+        ledger.eviction = None
+        ledger.eviction_persisted = False
+        await self.finish(
+            record.key,
+            "Succeeded",
+            "Completed",
+            f"worker 0 (pod {completion.pod}) completed while being checkpointed "
+            f"({eviction.reason.value})",
         )
 
     # --- outcomes -----------------------------------------------------------------------
@@ -694,6 +752,30 @@ class Executor:
 
     async def cleanup(self, pods: Sequence[PodRecord]) -> None:
         await self._delete(pods, None)
+
+
+class _Completion:
+    """Whether worker 0 of the evicted incarnation exited successfully (the success
+    policy: the run is complete), as seen at any of the eviction's looks at the pods —
+    the pod may be gone by the end."""
+
+    def __init__(self, world: World, record: JobRecord, incarnation: int) -> None:
+        self._world = world
+        self._record = record
+        self._incarnation = incarnation
+        self.pod: str | None = None
+
+    def check(self) -> bool:
+        if self.pod is None:
+            for pod in self._world.pods(self._record.key):
+                if (
+                    pod.job_uid == self._record.uid
+                    and pod.incarnation == self._incarnation
+                    and pod.index == 0
+                    and pod.phase == "Succeeded"
+                ):
+                    self.pod = pod.name
+        return self.pod is not None
 
 
 def _hook_summary(outcome: CheckpointOutcome | None, reason: PreemptionReason) -> str:

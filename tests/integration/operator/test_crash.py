@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from gpupool.k8s import GPUJOBS, KubeClient
 
-from .harness import CapacityMonitor, OperatorProcess, Pool, wait_for
+from .harness import CapacityMonitor, OperatorProcess, PodDeleteTrap, Pool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +61,41 @@ async def test_sigkill_in_the_middle_of_a_reclaim(
         listing = await kube.list(GPUJOBS, vision_ns)
         assert sorted(j["metadata"]["name"] for j in listing["items"]) == ["a", "b"]
     assert monitor.samples > 10
+
+
+async def test_sigkill_between_the_http_hook_and_the_pod_deletion(
+    pool: Pool, operator: OperatorProcess, kube: KubeClient
+) -> None:
+    """httpPost: the operator is SIGKILLed at the victim's first pod DELETE, the moment
+    after the hook returned its location. That location is already in
+    status.lastCheckpoint then, and the restarted operator finishes the reclaim with it."""
+    await pool.add_nodes(1, 8)
+    _, vision_ns = await pool.add_team("vision", 0, max_gpus=8)
+    _, nlp_ns = await pool.add_team("nlp", 8)
+    operator.start()
+    await pool.submit(vision_ns, "a", hook_timeout=30)
+    await pool.wait_phase(vision_ns, "a", "Running")
+    seen: dict[str, Any] = {}
+
+    async def at_the_delete() -> None:
+        seen["status"] = await pool.status(vision_ns, "a")
+        seen["calls"] = len(pool.checkpoints.calls)
+        await asyncio.to_thread(operator.kill)
+
+    async with PodDeleteTrap(kube, vision_ns, "a", at_the_delete) as trap:
+        await pool.submit(nlp_ns, "bert")
+        await asyncio.wait_for(trap.sprung.wait(), timeout=45)
+    assert not operator.alive()
+    assert seen["calls"] >= 1, "pods deleted before the hook was called"
+    saved = seen["status"].get("lastCheckpoint") or {}
+    assert saved.get("location") == f"s3://ckpt/{vision_ns}/a/step-1", seen["status"]
+    assert saved.get("source") == "hook"
+
+    operator.start()
+    await pool.wait_phase(nlp_ns, "bert", "Running", timeout=60)
+    status = await pool.wait_phase(vision_ns, "a", "Pending", timeout=30)
+    assert status["preemptions"] == 1
+    assert status["lastCheckpoint"]["location"].startswith(f"s3://ckpt/{vision_ns}/a/step-")
 
 
 async def test_the_operator_recovers_when_the_api_server_restarts(

@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
+from gpupool.controller.clock import as_datetime
+from gpupool.controller.preemption import EvictionRecord
 from gpupool.k8s import GPUJOBS, PODS
+from gpupool.planner import PreemptionReason
 
 from .builders import other_pod_body
 from .world import JSON, World, job
@@ -343,3 +346,42 @@ async def test_gpus_held_by_pods_gpupool_did_not_create_are_never_given_out(
     assert world.status("vision/big")["phase"] == "Pending"
     tq = world.kube.objects[("teamquotas", "", "vision")]["status"]
     assert (tq["allocatedGPUs"], tq["unmanagedGPUs"]) == (14, 14)
+
+
+async def test_a_run_that_completed_during_its_reclaim_is_finished_not_preempted(
+    world: World,
+) -> None:
+    """The operator was killed while reclaiming vision/ddp, and its rank 0 completed
+    meanwhile: the restarted operator records the job as finished — no preemption
+    counted, no Preempted condition, no Requeued Event — and removes the other worker."""
+    world.kube.put(GPUJOBS, job("vision/ddp", gpus=4, workers=2))
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    assert world.status("vision/ddp")["phase"] == "Running"
+    record = EvictionRecord.start(
+        PreemptionReason.RECLAIM_BORROWED,
+        now=as_datetime(world.clock.now()),
+        timeout_seconds=60,
+        incarnation=0,
+        for_job="nlp/bert",
+        for_team="nlp",
+    )
+    stored = world.kube.objects[("gpujobs", "vision", "ddp")]
+    stored["status"]["phase"] = "Checkpointing"
+    stored["status"]["conditions"].append(record.to_condition().to_k8s())
+    rank0 = next(p for p in world.pods() if p["metadata"]["name"] == "ddp-0-0")
+    rank0["status"] = {"phase": "Succeeded"}
+    await world.restart()
+    await world.cycle()
+    await world.cycle()
+    status = world.status("vision/ddp")
+    assert status["phase"] == "Succeeded"
+    assert status["preemptions"] == 0
+    assert world.condition("vision/ddp", "Finished") == ("True", "Completed")
+    assert world.condition("vision/ddp", "CheckpointRequested")[0] == "False"
+    assert "Preempted" not in {c["type"] for c in status["conditions"]}
+    assert world.events("Requeued") == []
+    (note,) = world.events("Succeeded")
+    assert "completed while being checkpointed" in note
+    assert [p["metadata"]["name"] for p in world.pods()] == ["ddp-0-0"]
