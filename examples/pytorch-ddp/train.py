@@ -162,7 +162,10 @@ def train(local_rank: int, args: argparse.Namespace) -> None:
     # Deferred: the save runs at a step boundary that every rank agrees on. Only one
     # process per pod writes the pod's termination message.
     checkpointer = Checkpointer(
-        save, defer=True, termination_log=None if local_rank == 0 else os.devnull
+        save,
+        defer=True,
+        termination_log=None if local_rank == 0 else os.devnull,
+        log=local_rank == 0,
     ).install()
     endpoint = checkpoint_endpoint()
     if endpoint is not None and local_rank == 0:

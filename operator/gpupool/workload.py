@@ -18,8 +18,10 @@ the same:
             checkpointer.report(save(state))   # a node failure resumes from here
 
 gpupool reads the location from the container's termination message (mode `signal`)
-or from the reply of `serve_checkpoint_endpoint` (mode `httpPost`), records it in the
-GPUJob's `status.lastCheckpoint`, and passes it back as `GPUPOOL_RESUME_FROM`.
+or from the reply of `serve_checkpoint_endpoint` (mode `httpPost`) and, while the job
+runs, from the `gpupool.io/checkpoint` line every report prints to stderr (the node
+agent reads the container's log), records it in the GPUJob's `status.lastCheckpoint`,
+and passes it back as `GPUPOOL_RESUME_FROM`.
 
 ## Checkpoint on SIGTERM
 
@@ -31,6 +33,13 @@ the container's termination-message file (the kubelet hands it to gpupool) and e
 The exit status is 143 (128 + SIGTERM) by default, not 0: the worker was
 interrupted, it did not finish, and a pod that exits 0 would read as a completed job
 to anyone who sent the SIGTERM without gpupool (a node drain, say).
+
+Every reported location is also printed to stderr as one line,
+`gpupool.io/checkpoint {"checkpoint": "<location>"}`: gpupool's node agent reads it
+from the container's log (the container runtime stamps it with the time), publishes
+it in its GPUNode, and the operator knows where a running job last saved — for the
+cost of preempting it, and to resume from after a node failure — without the
+workload needing any access to the Kubernetes API.
 
 Two ways to run the save:
 
@@ -67,6 +76,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 __all__ = [
+    "LOG_MARKER",
     "CheckpointEndpoint",
     "Checkpointer",
     "checkpoint_endpoint",
@@ -124,6 +134,8 @@ def checkpoint_endpoint() -> tuple[int, str] | None:
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # The kubelet keeps at most 4096 bytes of a container's termination message.
 MAX_MESSAGE_BYTES = 4096
+# The log line's prefix (see the module docstring; gpupool.agent.checkpoints reads it).
+LOG_MARKER = "gpupool.io/checkpoint"
 
 _warned: set[str] = set()
 
@@ -133,11 +145,13 @@ def termination_log_path() -> str:
     return os.environ.get("GPUPOOL_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
 
 
-def report(location: str, path: str | None = None) -> bool:
-    """Record `location` as the latest checkpoint: `{"checkpoint": ...}` in the file.
+def report(location: str, path: str | None = None, *, log: bool = True) -> bool:
+    """Record `location` as the latest checkpoint: `{"checkpoint": ...}` in the file,
+    and (`log`) the `gpupool.io/checkpoint` line on stderr.
 
     The kubelet reads the file when the container ends, however it ends (SIGTERM,
-    a crash, an OOM kill), so the last reported location survives all of them.
+    a crash, an OOM kill), so the last reported location survives all of them; the
+    node agent reads the log line while the container runs.
     Returns False (with one warning on stderr) when the file cannot be written, e.g.
     outside Kubernetes without `GPUPOOL_TERMINATION_LOG`; training goes on.
     """
@@ -148,6 +162,10 @@ def report(location: str, path: str | None = None) -> bool:
         raise ValueError(
             f"checkpoint location too long: the termination message holds {MAX_MESSAGE_BYTES} bytes"
         )
+    if log:
+        # One write of one line: the runtime never interleaves it with other output.
+        sys.stderr.write(f"{LOG_MARKER} {message}\n")
+        sys.stderr.flush()
     target = path or termination_log_path()
     try:
         # Rewritten in place: the kubelet bind-mounts this file, it cannot be renamed
@@ -182,11 +200,14 @@ class Checkpointer:
         defer: bool = False,
         exit_code: int = 128 + signal.SIGTERM,
         termination_log: str | None = None,
+        log: bool = True,
     ) -> None:
         self.save = save
         self.defer = defer
         self.exit_code = exit_code
         self.termination_log = termination_log
+        # Whether reports print the log line (one process per pod is enough).
+        self.log = log
         self.last_location: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -223,7 +244,7 @@ class Checkpointer:
 
     def report(self, location: str) -> bool:
         """Record a checkpoint the script saved itself (e.g. every N steps)."""
-        written = report(location, self.termination_log)
+        written = report(location, self.termination_log, log=self.log)
         self.last_location = location
         return written
 

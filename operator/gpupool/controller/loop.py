@@ -35,6 +35,7 @@ from gpupool.controller.idle import next_idle_since
 from gpupool.controller.invalid import InvalidObjects
 from gpupool.controller.ledger import Ledgers
 from gpupool.controller.lifecycle import RunState
+from gpupool.controller.live_checkpoints import newer_checkpoint, reported_checkpoints
 from gpupool.controller.metrics import METRICS
 from gpupool.controller.preemption import EvictionRecord
 from gpupool.controller.records import (
@@ -42,6 +43,7 @@ from gpupool.controller.records import (
     JobRecord,
     NodeRecord,
     PodRecord,
+    ReportedCheckpoint,
     TeamRecord,
 )
 from gpupool.controller.settings import OperatorConfig
@@ -357,7 +359,7 @@ class Scheduler:
         lap = self._lap("observe", lap)
 
         # 3. Record what the observations decided, and dispatch it.
-        self._note_runs(observation, when)
+        self._note_runs(observation, reported_checkpoints(indexed.gpunodes.values()), when)
         self._dispatch_observed(observation, when)
         lap = self._lap("dispatch", lap)
 
@@ -447,13 +449,22 @@ class Scheduler:
 
     # --- step 3: observed outcomes --------------------------------------------------------
 
-    def _note_runs(self, observation: Observation, when: datetime) -> None:
-        """Start times and checkpoints the workers reported on their own."""
+    def _note_runs(
+        self,
+        observation: Observation,
+        reports: Mapping[tuple[str, str], ReportedCheckpoint],
+        when: datetime,
+    ) -> None:
+        """Start times and checkpoints the workers reported on their own: while they
+        run (through their node's agent, `reports`) and in their termination messages."""
         for view in observation.views.values():
             ledger = view.ledger
             running = view.run.state is RunState.RUNNING and view.state is JobState.RUNNING
             if running and ledger.started_at is None:
                 ledger.started_at = when
+            live = newer_checkpoint(view.run.live, reports, ledger.last_checkpoint, when)
+            if live is not None:
+                ledger.last_checkpoint = live
             for pod in view.run.workers.values():
                 if pod.checkpoint and (
                     ledger.last_checkpoint is None

@@ -575,8 +575,10 @@ class Pool:
         users: dict[int, str],
         utilization: float,
         unhealthy: dict[int, str] | None = None,
+        checkpoints: list[JSON] | None = None,
     ) -> None:
-        """Write a GPUNode as the node's agent would (GPU index -> "namespace/pod")."""
+        """Write a GPUNode as the node's agent would (GPU index -> "namespace/pod"; the
+        checkpoints running pods reported, as `status.checkpoints` entries)."""
         devices = []
         for index in range(gpus):
             device: JSON = {
@@ -592,7 +594,13 @@ class Pool:
                 namespace, _, pod = users[index].partition("/")
                 device["pod"] = {"namespace": namespace, "name": pod}
             devices.append(device)
-        status = {"gpuCount": gpus, "reporting": True, "backend": "fake", "gpus": devices}
+        status = {
+            "gpuCount": gpus,
+            "reporting": True,
+            "backend": "fake",
+            "gpus": devices,
+            "checkpoints": checkpoints or [],
+        }
         try:
             await self.kube.get(GPUNODES, node)
         except ApiError as error:

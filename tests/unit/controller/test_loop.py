@@ -14,7 +14,7 @@ import pytest
 
 from gpupool.controller.clock import as_datetime
 from gpupool.controller.preemption import EvictionRecord
-from gpupool.k8s import GPUJOBS, PODS
+from gpupool.k8s import GPUJOBS, GPUNODES, PODS
 from gpupool.planner import PreemptionReason
 
 from .builders import other_pod_body
@@ -385,3 +385,43 @@ async def test_a_run_that_completed_during_its_reclaim_is_finished_not_preempted
     (note,) = world.events("Succeeded")
     assert "completed while being checkpointed" in note
     assert [p["metadata"]["name"] for p in world.pods()] == ["ddp-0-0"]
+
+
+async def test_of_two_borrowers_the_one_that_saved_a_minute_ago_is_taken(world: World) -> None:
+    """vision borrows 8 GPUs with two equal jobs running for 10 minutes; b's node agent
+    published that b saved a minute ago. nlp claims its 8 GPUs: b loses a minute of
+    work, a ten, so b is taken — and b's status says where it saved."""
+    world.kube.put(GPUJOBS, job("vision/a"))
+    world.kube.put(GPUJOBS, job("vision/b"))
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    await world.cycle(seconds=540)
+    (pod,) = world.pods_of("vision/b")
+    saved = as_datetime(world.clock.now())
+    world.kube.put(
+        GPUNODES,
+        {
+            "metadata": {"name": pod["spec"]["nodeName"]},
+            "spec": {"nodeName": pod["spec"]["nodeName"]},
+            "status": {
+                "checkpoints": [
+                    {
+                        "namespace": "vision",
+                        "name": pod["metadata"]["name"],
+                        "uid": pod["metadata"]["uid"],
+                        "location": "s3://ckpt/b/step-900",
+                        "savedAt": saved.isoformat(),
+                    }
+                ]
+            },
+        },
+    )
+    await world.cycle(seconds=60)
+    last = world.status("vision/b")["lastCheckpoint"]
+    assert (last["location"], last["source"]) == ("s3://ckpt/b/step-900", "workload")
+    world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle()
+    assert world.status("vision/b")["phase"] == "Pending"
+    assert world.status("vision/b")["preemptions"] == 1
+    assert world.status("vision/a")["phase"] == "Running"
