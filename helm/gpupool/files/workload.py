@@ -70,7 +70,8 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any, NoReturn
@@ -79,6 +80,7 @@ __all__ = [
     "LOG_MARKER",
     "CheckpointEndpoint",
     "Checkpointer",
+    "Worker",
     "checkpoint_endpoint",
     "checkpoint_mode",
     "checkpoint_timeout",
@@ -87,6 +89,7 @@ __all__ = [
     "resume_from",
     "serve_checkpoint_endpoint",
     "termination_log_path",
+    "worker",
 ]
 
 
@@ -126,6 +129,56 @@ def checkpoint_endpoint() -> tuple[int, str] | None:
     if checkpoint_mode() != "httpPost" or port is None:
         return None
     return port, os.environ.get("GPUPOOL_CHECKPOINT_PATH") or "/checkpoint"
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This pod's place in its job, as gpupool started it.
+
+    gpupool starts every worker of an incarnation with the same WORLD_SIZE (the pods of
+    that incarnation) and MASTER_ADDR (its rank 0), and a distinct RANK. An elastic job
+    that grows or shrinks is started again, as a new incarnation, at its new size: a
+    static `init_process_group` with these values is always right.
+    """
+
+    rank: int
+    world_size: int
+    master_addr: str
+    master_port: int
+    incarnation: int
+
+
+def worker(environ: Mapping[str, str] | None = None) -> Worker:
+    """This worker's rank, world size and rendezvous (`os.environ` by default).
+
+    ValueError, naming the variable, when they are missing or inconsistent — a
+    worker that would otherwise hang in its first collective.
+    """
+    env = os.environ if environ is None else environ
+
+    def number(name: str, default: str | None = None) -> int:
+        value = env.get(name, default)
+        try:
+            return int(value or "")
+        except ValueError:
+            raise ValueError(f"{name}={value!r}: not an integer") from None
+
+    world_size = number("WORLD_SIZE")
+    rank = number("RANK")
+    if world_size < 1:
+        raise ValueError(f"WORLD_SIZE={world_size}: at least 1 worker")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"RANK={rank} is not one of the {world_size} ranks of WORLD_SIZE")
+    master_addr = env.get("MASTER_ADDR", "")
+    if not master_addr:
+        raise ValueError("MASTER_ADDR is not set")
+    return Worker(
+        rank=rank,
+        world_size=world_size,
+        master_addr=master_addr,
+        master_port=number("MASTER_PORT", "29500"),
+        incarnation=number("GPUPOOL_INCARNATION", "0"),
+    )
 
 
 # --- checkpoint on SIGTERM, report through the termination message ------------------------------

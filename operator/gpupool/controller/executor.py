@@ -4,14 +4,18 @@ Each job has at most one operation running; a new one for the same job waits for
 previous (an eviction decided while the job's pods are still being created runs once
 they are). Every operation is idempotent and resumable from what is persisted:
 
-- admit / grow: Service (for a job that can have several workers) and pods are created
+- admit (and an elastic job's restart at its new size): Service (for a job that can
+  have several workers) and pods are created
   with fixed names (`<job>-<incarnation>-<i>`), so a retry meets AlreadyExists, not
   duplicates. Refused by the API: the pods created so far are deleted, the assumption
   is forgotten, the job returns to the queue.
-- evict (preemption, reclaim, elastic shrink, node failure): the preemption record is
+- evict (preemption, reclaim, elastic resize, node failure): the preemption record is
   persisted in status *before* the hook runs; a checkpoint location is persisted as soon
   as the hook returns it; the requeue (preemptions + 1, record cleared) is one status
-  patch written once the pods are gone. A restart resumes from the record.
+  patch written once the pods are gone. A restart resumes from the record. An elastic
+  resize checkpoints and deletes every worker, clears the record, then admits the new
+  incarnation the loop assumed (a restarted operator no longer knows its placements:
+  the job waits in the queue for new ones, keeping its place).
 - finish: the outcome is persisted before leftover workers are deleted.
 - retry: the failed pod is marked counted (a label), then the failure is counted.
 """
@@ -45,6 +49,7 @@ from gpupool.controller.podcheck import (
     refused_for_good,
     shape_of,
 )
+from gpupool.controller.preemption import EvictionRecord
 from gpupool.controller.records import (
     LABEL_FAILURE_COUNTED,
     JobKey,
@@ -103,7 +108,9 @@ class Admit:
     previous_incarnation: int | None
     message: str
     previous_admitted_at: datetime | None = None
-    grow: bool = False
+    # An elastic job started again at its new size: the Event to post ("Grown",
+    # "Shrunk") instead of Admitted/Resumed.
+    resized: str = ""
 
 
 class Executor:
@@ -246,7 +253,7 @@ class Executor:
         created: list[tuple[str, str]] = []
         started = self._clock.monotonic()
         try:
-            if not decision.grow and needs_service(spec):
+            if not decision.resized and needs_service(spec):
                 await self._create_service(record, spec, team)
             await asyncio.gather(
                 *(
@@ -263,12 +270,15 @@ class Executor:
         # start within it, Running — one write per admission instead of two.
         self._world.kick()
         nodes = ", ".join(sorted({worker.node for worker in decision.workers}))
-        if decision.grow:
+        if decision.resized:
+            source = f"from checkpoint {resume}" if resume else "without a checkpoint"
             self._event(
                 record,
-                "Grown",
-                "Grow",
-                f"added {len(decision.workers)} worker(s) on {nodes}: {decision.message}",
+                decision.resized,
+                "Resize",
+                f"started again as incarnation {decision.incarnation} with "
+                f"{decision.world_size} worker(s) (WORLD_SIZE {decision.world_size}) on "
+                f"{nodes}, {source}: {decision.message}",
             )
         elif resume is not None and decision.incarnation > 0:
             self._event(
@@ -351,10 +361,9 @@ class Executor:
                 except ApiError as cleanup:
                     logger.warning("undoing pod %s: %s", name, cleanup)
         self._cache.forget(key)
-        if not decision.grow:
-            ledger.incarnation = decision.previous_incarnation
-            ledger.admitted_at = decision.previous_admitted_at
-            self._cache.unexpect(key)
+        ledger.incarnation = decision.previous_incarnation
+        ledger.admitted_at = decision.previous_admitted_at
+        self._cache.unexpect(key)
         METRICS.admission_failures.inc()
         spec_key = (record.uid, record.generation)
         refusals = self._refusals.get(spec_key, 0) + 1 if refused_for_good(error) else 0
@@ -458,7 +467,11 @@ class Executor:
         target = f" for {eviction.for_job} (team {eviction.for_team})" if eviction.for_job else ""
         self._event(
             record,
-            "Preempting" if eviction.whole_job else "Shrinking",
+            "Preempting"
+            if eviction.whole_job
+            else "Growing"
+            if eviction.reason is PreemptionReason.ELASTIC_GROW
+            else "Shrinking",
             "Preempt",
             f"{eviction.reason.value}{target}: {eviction.message}",
             type_="Warning" if eviction.reason is PreemptionReason.NODE_FAILURE else "Normal",
@@ -466,12 +479,9 @@ class Executor:
         )
         # A run whose worker 0 completed meanwhile finished: it is not preempted.
         completion = _Completion(self._world, record, eviction.incarnation)
+        # A resize takes every worker too: they all start again at the new size.
         pods = [
-            pod
-            for pod in self._world.pods(key)
-            if pod.job_uid == record.uid
-            and not pod.terminal
-            and (eviction.whole_job or pod.index in (eviction.workers or ()))
+            pod for pod in self._world.pods(key) if pod.job_uid == record.uid and not pod.terminal
         ]
         if completion.check():
             await self._finish_completed(record, ledger, completion)
@@ -590,41 +600,74 @@ class Executor:
         key = record.key
         checkpoint = ledger.last_checkpoint.location if ledger.last_checkpoint else None
         resume = f"resumes from {checkpoint}" if checkpoint else "no checkpoint to resume from"
-        if eviction.whole_job:
-            gone_to = (
-                f"its GPUs go to {eviction.for_job} (team {eviction.for_team})"
-                if eviction.for_job
-                else "its GPUs were released"
-            )
-            message = f"{eviction.reason.value}: {gone_to}; {ledger.hook_result}; {resume}"
-            ledger.preemptions += 1
-            ledger.requeued = (eviction.reason.value, message)
-            idle = eviction.reason is PreemptionReason.IDLE_RECLAIM
-            ledger.queued_since = as_datetime(self._clock.now()) if idle else None
-            ledger.idle_since = None
-            ledger.started_at = None
-            self._cache.forget(key)
-            self._cache.unexpect(key)
-            reason, action = "Requeued", "Requeue"
-            METRICS.preemptions.labels(eviction.reason.value).inc()
-        else:
-            count = len(eviction.workers or ())
-            message = (
-                f"removed {count} worker(s) for {eviction.for_job or 'the queue'}; "
-                f"{ledger.hook_result}"
-            )
-            reason, action = "Shrunk", "Shrink"
-            METRICS.preemptions.labels(eviction.reason.value).inc()
+        if not eviction.whole_job:
+            await self._finish_resize(record, ledger, eviction)
+            return
+        gone_to = (
+            f"its GPUs go to {eviction.for_job} (team {eviction.for_team})"
+            if eviction.for_job
+            else "its GPUs were released"
+        )
+        message = f"{eviction.reason.value}: {gone_to}; {ledger.hook_result}; {resume}"
+        ledger.preemptions += 1
+        ledger.requeued = (eviction.reason.value, message)
+        idle = eviction.reason is PreemptionReason.IDLE_RECLAIM
+        ledger.queued_since = as_datetime(self._clock.now()) if idle else None
+        ledger.idle_since = None
+        ledger.started_at = None
+        self._cache.forget(key)
+        self._cache.unexpect(key)
+        METRICS.preemptions.labels(eviction.reason.value).inc()
         ledger.eviction = None
         ledger.eviction_persisted = False
         if not await self._persist(key):
             logger.warning("requeue of %s/%s not persisted; it is retried", *key)
         self._event(
             record,
-            reason,
-            action,
+            "Requeued",
+            "Requeue",
             message,
             related=job_ref_of(eviction.for_job) if eviction.for_job else None,
+        )
+
+    async def _finish_resize(
+        self, record: JobRecord, ledger: JobLedger, eviction: EvictionRecord
+    ) -> None:
+        """Every worker is checkpointed and gone: clear the record, then start the new
+        incarnation the loop assumed (in that order: a restart must never take the new
+        pods for the ones the record names)."""
+        key = record.key
+        grow = eviction.reason is PreemptionReason.ELASTIC_GROW
+        if not grow:
+            METRICS.preemptions.labels(eviction.reason.value).inc()
+        restart = self._cache.assumption(key)
+        ledger.eviction = None
+        ledger.eviction_persisted = False
+        ledger.started_at = None
+        ledger.idle_since = None
+        if not await self._persist(key):
+            logger.warning("resize of %s/%s not persisted; it is retried", *key)
+        target = f"for {eviction.for_job}" if eviction.for_job else "into idle GPUs"
+        message = f"{eviction.reason.value} {target}; {ledger.hook_result}"
+        if restart is None or restart.incarnation <= eviction.incarnation:
+            # The operator restarted meanwhile and forgot the new placements: the job
+            # waits in the queue (keeping its place) to be admitted again.
+            self._cache.unexpect(key)
+            self._event(record, "Grown" if grow else "Shrunk", "Resize", f"{message}; requeued")
+            return
+        previous_admitted_at = ledger.admitted_at
+        ledger.admitted_at = as_datetime(self._clock.now())
+        await self.admit(
+            Admit(
+                key=key,
+                incarnation=restart.incarnation,
+                workers=restart.workers,
+                world_size=len(restart.workers),
+                previous_incarnation=eviction.incarnation,
+                message=message,
+                previous_admitted_at=previous_admitted_at,
+                resized="Grown" if grow else "Shrunk",
+            )
         )
 
     async def _finish_completed(

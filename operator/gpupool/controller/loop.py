@@ -698,45 +698,43 @@ class Scheduler:
         self._evict(key)
 
     def _resize(self, resize: Resize, when: datetime) -> None:
+        """An elastic job changes size by starting again: every worker is checkpointed
+        and deleted, then a new incarnation runs on the new placements, each worker
+        with the new WORLD_SIZE and RANK and GPUPOOL_RESUME_FROM — what a static DDP
+        script needs (its rendezvous and world size are fixed at start). Until its pods
+        exist, the new placements are assumed in the cache, so no GPU of the job is
+        given away in between."""
         key = job_key(resize.job)
         view = self._views.get(key)
-        if view is None or view.ledger.eviction is not None:
+        if view is None or view.ledger.eviction is not None or key in self.executor.busy():
             return
-        incarnation = view.ledger.incarnation or 0
-        taken = {index for index, _ in view.workers}
-        if resize.kind is ResizeKind.GROW:
-            first = max(taken, default=-1) + 1
-            workers = assumed_workers(resize.workers, first)
-            self.cache.assume(key, incarnation, workers)
-            view.workers = view.workers + tuple(
-                (worker.index, WorkerPlacement(worker.node, worker.gpus)) for worker in workers
-            )
-            decision = Admit(
-                key=key,
-                incarnation=incarnation,
-                workers=workers,
-                world_size=len(view.workers),
-                previous_incarnation=incarnation,
-                message=resize.message,
-                grow=True,
-            )
-            self.executor.submit(key, "grow", functools.partial(self.executor.admit, decision))
-            return
-        indices = shrink_indices(view.workers, resize.workers)
-        if resize.reason is not None:
-            _count_idle_reclaim(view, resize.reason, resize.gpus, when)
+        ledger = view.ledger
+        incarnation = ledger.incarnation or 0
+        grow = resize.kind is ResizeKind.GROW
+        if grow:
+            leaving: tuple[int, ...] = ()
+            placements = [placement for _, placement in view.workers] + list(resize.workers)
+        else:
+            leaving = shrink_indices(view.workers, resize.workers)
+            placements = [placement for index, placement in view.workers if index not in leaving]
+            if resize.reason is not None:
+                _count_idle_reclaim(view, resize.reason, resize.gpus, when)
+        restart = ledger.next_incarnation()
+        self.cache.assume(key, restart, assumed_workers(placements, 0))
+        ledger.incarnation = restart
         hook = view.spec.checkpoint
-        view.ledger.eviction = EvictionRecord.start(
-            resize.reason or PreemptionReason.ELASTIC_SHRINK,
+        ledger.eviction = EvictionRecord.start(
+            PreemptionReason.ELASTIC_GROW
+            if grow
+            else resize.reason or PreemptionReason.ELASTIC_SHRINK,
             now=when,
             timeout_seconds=hook.timeout_seconds if hook is not None else 0,
             incarnation=incarnation,
-            workers=indices,
+            workers=leaving,
             for_job=resize.for_job,
             for_team=resize.for_team,
             message=resize.message,
         )
-        self.cache.release(key, indices)
         self._evict(key)
 
     def _evict(self, key: JobKey) -> None:

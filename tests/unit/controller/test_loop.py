@@ -14,8 +14,9 @@ import pytest
 
 from gpupool.controller.clock import as_datetime
 from gpupool.controller.preemption import EvictionRecord
-from gpupool.k8s import GPUJOBS, GPUNODES, PODS
+from gpupool.k8s import EVENTS, GPUJOBS, GPUNODES, PODS
 from gpupool.planner import PreemptionReason
+from gpupool.workload import worker
 
 from .builders import other_pod_body
 from .world import JSON, World, job
@@ -421,7 +422,76 @@ async def test_of_two_borrowers_the_one_that_saved_a_minute_ago_is_taken(world: 
     last = world.status("vision/b")["lastCheckpoint"]
     assert (last["location"], last["source"]) == ("s3://ckpt/b/step-900", "workload")
     world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is preempted
     await world.cycle()
     assert world.status("vision/b")["phase"] == "Pending"
     assert world.status("vision/b")["preemptions"] == 1
     assert world.status("vision/a")["phase"] == "Running"
+
+
+def worlds(pods: list[JSON]) -> tuple[int, list[tuple[int, int]]]:
+    """(incarnation, [(rank, world size)]) of the live pods, which must agree on
+    everything but their rank — what a static DDP rendezvous needs."""
+    places = [worker(env_of(pod)) for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+    assert len({(p.incarnation, p.world_size, p.master_addr) for p in places}) == 1, places
+    ranks = sorted((p.rank, p.world_size) for p in places)
+    assert [rank for rank, _ in ranks] == list(range(len(places)))
+    assert {size for _, size in ranks} == {len(places)}
+    (zero,) = [pod for pod in pods if worker(env_of(pod)).rank == 0]
+    assert places[0].master_addr.startswith(zero["spec"]["hostname"] + ".")
+    return places[0].incarnation, ranks
+
+
+async def test_an_elastic_job_starts_again_at_its_new_size_after_a_shrink_and_a_grow(
+    world: World,
+) -> None:
+    """vision's elastic 1–2 × 8 job takes both nodes; nlp claims 8 GPUs: every worker is
+    checkpointed and the job starts again as incarnation 1 with WORLD_SIZE 1 from its
+    checkpoint; when nlp is done it grows back: incarnation 2, WORLD_SIZE 2, ranks 0, 1.
+    No GPU is handed out twice in between."""
+    world.kube.put(
+        GPUJOBS,
+        job("vision/e", workers=None, minWorkers=1, maxWorkers=2)
+        | {"status": {"lastCheckpoint": {"location": "s3://ckpt/e/1", "source": "hook"}}},
+    )
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    assert worlds(world.pods_of("vision/e")) == (0, [(0, 2), (1, 2)])
+
+    world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is shrunk
+    await world.cycle()
+    await world.cycle()
+    assert worlds(world.pods_of("vision/e")) == (1, [(0, 1)])
+    (pod,) = world.pods_of("vision/e")
+    assert env_of(pod)["GPUPOOL_RESUME_FROM"] == "s3://ckpt/e/1"
+    assert "Shrunk" in {e["reason"] for e in world.kube.items(EVENTS)}
+    world.run_pods()
+    for _ in range(3):
+        await world.cycle()
+    assert world.status("vision/e")["phase"] == "Running"
+    assert world.status("vision/e")["preemptions"] == 0
+    assert len(world.pods("nlp")) == 1
+    assert sum(gpus(p) for p in world.pods() if p["status"].get("phase") != "Succeeded") <= 16
+
+    (bert,) = world.pods("nlp")
+    bert["status"] = {"phase": "Succeeded"}
+    await world.cycle()
+    await world.cycle()
+    await world.cycle()
+    assert worlds(world.pods_of("vision/e")) == (2, [(0, 2), (1, 2)])
+    (note,) = world.events("Grown")
+    assert "WORLD_SIZE 2" in note and "s3://ckpt/e/1" in note
+    world.run_pods()
+    await world.cycle()
+    assert world.status("vision/e")["phase"] == "Running"
+    assert world.status("vision/e")["restarts"] == 2
+
+
+def gpus(pod: JSON) -> int:
+    return int(pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+
+
+def env_of(pod: JSON) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0]["env"]}
