@@ -461,6 +461,11 @@ class Executor:
             logger.warning("preemption of %s/%s not persisted; retried next cycle", *key)
             if eviction.reason is not PreemptionReason.NODE_FAILURE:
                 ledger.eviction = None
+                if not eviction.whole_job:
+                    # The resize's next incarnation will not start: nothing is assumed.
+                    self._cache.forget(key)
+                    self._cache.unexpect(key)
+                    ledger.incarnation = eviction.incarnation
             return
         ledger.eviction_persisted = True
         related = job_ref_of(eviction.for_job) if eviction.for_job else None
@@ -497,7 +502,17 @@ class Executor:
         ):
             await self._persist(key)
         ledger.hook_result = _hook_summary(outcome, eviction.reason)
-        # 4. Wait until the pods are gone: their GPUs are not free before.
+        # 4. Wait until the pods are gone: their GPUs are not free before. Pods that
+        # ended after their deletion began (before a restart of the operator, say) go
+        # too: one that exited 0 on SIGTERM must not read as a completed run after the
+        # requeue.
+        ended = [
+            pod
+            for pod in self._world.pods(key)
+            if pod.job_uid == record.uid and pod.terminal and pod.deleting
+        ]
+        await self._delete(ended, None)
+        pods = pods + ended
         uids = {pod.uid for pod in pods}
         left = await self._wait_gone(key, uids, _GONE_GRACE_SECONDS, completion.check)
         if left:
@@ -507,7 +522,7 @@ class Executor:
         if completion.check():
             await self._finish_completed(record, ledger, completion)
             return
-        # 5. Requeue (or, for a shrink, keep running smaller): one status patch.
+        # 5. Requeue (or, for a resize, start again at the new size): one status patch.
         await self._finish_eviction(record, ledger)
 
     async def _checkpoint_and_delete(
@@ -679,6 +694,11 @@ class Executor:
         assert eviction is not None
         ledger.eviction = None
         ledger.eviction_persisted = False
+        if not eviction.whole_job:
+            # A resize's next incarnation is not started: the job is done.
+            self._cache.forget(record.key)
+            self._cache.unexpect(record.key)
+            ledger.incarnation = eviction.incarnation
         await self.finish(
             record.key,
             "Succeeded",
@@ -798,9 +818,14 @@ class Executor:
 
 
 class _Completion:
-    """Whether worker 0 of the evicted incarnation exited successfully (the success
+    """Whether worker 0 of the evicted incarnation completed on its own (the success
     policy: the run is complete), as seen at any of the eviction's looks at the pods —
-    the pod may be gone by the end."""
+    the pod may be gone by the end.
+
+    Only a pod that succeeded before anyone deleted it counts: one that exits 0 after
+    its deletion began was answering the SIGTERM (a workload may save and exit 0), and
+    calling that run finished would silently drop the rest of its training; requeueing
+    a run that did finish only repeats its last steps."""
 
     def __init__(self, world: World, record: JobRecord, incarnation: int) -> None:
         self._world = world
@@ -816,6 +841,7 @@ class _Completion:
                     and pod.incarnation == self._incarnation
                     and pod.index == 0
                     and pod.phase == "Succeeded"
+                    and not pod.deleting
                 ):
                     self.pod = pod.name
         return self.pod is not None

@@ -349,12 +349,9 @@ async def test_gpus_held_by_pods_gpupool_did_not_create_are_never_given_out(
     assert (tq["allocatedGPUs"], tq["unmanagedGPUs"]) == (14, 14)
 
 
-async def test_a_run_that_completed_during_its_reclaim_is_finished_not_preempted(
-    world: World,
-) -> None:
-    """The operator was killed while reclaiming vision/ddp, and its rank 0 completed
-    meanwhile: the restarted operator records the job as finished — no preemption
-    counted, no Preempted condition, no Requeued Event — and removes the other worker."""
+async def killed_mid_reclaim(world: World, rank0: JSON) -> None:
+    """vision/ddp (2 workers) runs; an operator persisted its reclaim and died; rank 0's
+    pod became `rank0`; a new operator starts."""
     world.kube.put(GPUJOBS, job("vision/ddp", gpus=4, workers=2))
     await world.cycle()
     world.run_pods()
@@ -371,9 +368,31 @@ async def test_a_run_that_completed_during_its_reclaim_is_finished_not_preempted
     stored = world.kube.objects[("gpujobs", "vision", "ddp")]
     stored["status"]["phase"] = "Checkpointing"
     stored["status"]["conditions"].append(record.to_condition().to_k8s())
-    rank0 = next(p for p in world.pods() if p["metadata"]["name"] == "ddp-0-0")
-    rank0["status"] = {"phase": "Succeeded"}
+    pod = next(p for p in world.pods() if p["metadata"]["name"] == "ddp-0-0")
+    pod["status"] = rank0["status"]
+    pod["metadata"].update(rank0.get("metadata", {}))
     await world.restart()
+
+
+async def test_a_worker_that_exits_0_on_sigterm_is_preempted_not_finished(world: World) -> None:
+    """Rank 0 exited 0 after its deletion began: it answered the SIGTERM (saved and
+    left); the run did not finish, the job is requeued."""
+    deleted = {"deletionTimestamp": "2026-01-01T12:00:00Z"}
+    await killed_mid_reclaim(world, {"status": {"phase": "Succeeded"}, "metadata": deleted})
+    await world.cycle()
+    await world.cycle()
+    status = world.status("vision/ddp")
+    assert (status["phase"], status["preemptions"]) == ("Pending", 1)
+    assert world.events("Succeeded") == []
+
+
+async def test_a_run_that_completed_during_its_reclaim_is_finished_not_preempted(
+    world: World,
+) -> None:
+    """The operator was killed while reclaiming vision/ddp, and its rank 0 completed
+    meanwhile: the restarted operator records the job as finished — no preemption
+    counted, no Preempted condition, no Requeued Event — and removes the other worker."""
+    await killed_mid_reclaim(world, {"status": {"phase": "Succeeded"}})
     await world.cycle()
     await world.cycle()
     status = world.status("vision/ddp")
