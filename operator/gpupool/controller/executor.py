@@ -470,13 +470,14 @@ class Executor:
         ledger.eviction_persisted = True
         related = job_ref_of(eviction.for_job) if eviction.for_job else None
         target = f" for {eviction.for_job} (team {eviction.for_team})" if eviction.for_job else ""
+        if eviction.whole_job:
+            starting = "Preempting"
+        else:
+            grow = eviction.reason is PreemptionReason.ELASTIC_GROW
+            starting = "Growing" if grow else "Shrinking"
         self._event(
             record,
-            "Preempting"
-            if eviction.whole_job
-            else "Growing"
-            if eviction.reason is PreemptionReason.ELASTIC_GROW
-            else "Shrinking",
+            starting,
             "Preempt",
             f"{eviction.reason.value}{target}: {eviction.message}",
             type_="Warning" if eviction.reason is PreemptionReason.NODE_FAILURE else "Normal",
@@ -612,12 +613,12 @@ class Executor:
     async def _finish_eviction(self, record: JobRecord, ledger: JobLedger) -> None:
         eviction = ledger.eviction
         assert eviction is not None
-        key = record.key
-        checkpoint = ledger.last_checkpoint.location if ledger.last_checkpoint else None
-        resume = f"resumes from {checkpoint}" if checkpoint else "no checkpoint to resume from"
         if not eviction.whole_job:
             await self._finish_resize(record, ledger, eviction)
             return
+        key = record.key
+        checkpoint = ledger.last_checkpoint.location if ledger.last_checkpoint else None
+        resume = f"resumes from {checkpoint}" if checkpoint else "no checkpoint to resume from"
         gone_to = (
             f"its GPUs go to {eviction.for_job} (team {eviction.for_team})"
             if eviction.for_job

@@ -416,8 +416,9 @@ def _observe_eviction(
         # A resize: the job holds the GPUs of its next incarnation (assumed) while the
         # current one is checkpointed and deleted, plus the leaving workers' until
         # they are gone.
+        after = max((index for index, _ in workers), default=-1) + 1
         view.workers = view.releasing + tuple(
-            (len(workers) + worker.index, WorkerPlacement(worker.node, worker.gpus))
+            (after + worker.index, WorkerPlacement(worker.node, worker.gpus))
             for worker in restart.workers
         )
 

@@ -645,7 +645,12 @@ class _Cycle:
         running = [
             holding
             for holding in self.holdings
-            if (holding.job.started_at or holding.job.submitted_at) <= settled
+            if (
+                holding.job.started_at
+                if holding.job.started_at is not None
+                else holding.job.submitted_at
+            )
+            <= settled
         ]
         candidates: dict[str, list[Holding]] = {}
         for holding in [*running, *self.admitted]:
