@@ -7,7 +7,8 @@ container runtime writes every container's output to
 output line, stamped with the time it was written:
 
 - CRI format: `<RFC 3339 time> <stream> <P|F> <text>` (F: a full line; P: a part of a
-  longer one, continued on the next lines);
+  line longer than the runtime's 16 KiB buffer — a report line is far shorter, so only
+  full lines are read);
 - Docker's json-file (through cri-dockerd): `{"log": "<text>\\n", "time": "..."}`.
 
 The agent reads, for every pod it attributes a GPU to, the new bytes of its
@@ -18,7 +19,8 @@ no API access, and it can only speak for itself — the directory is named by th
 kubelet after the pod that writes into it.
 
 Bounded: at most `max_bytes` per pod per tick (the rest on the next ticks), only
-whole lines, state only for the pods currently attributed. A file rotated away
+whole lines, and only the lines that contain the marker are decoded (a training log is
+mostly other output); state only for the pods currently attributed. A file rotated away
 (size below what was read, or a new inode) is read again from its start; lines written
 to the old file after the last read are missed (a later report replaces them anyway).
 """
@@ -39,6 +41,7 @@ from gpupool.workload import LOG_MARKER
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("/var/log/pods")
+_MARKER = LOG_MARKER.encode()
 MAX_BYTES_PER_TICK = 1 << 20
 
 PodKey = tuple[str, str]
@@ -48,8 +51,6 @@ PodKey = tuple[str, str]
 class _File:
     inode: int
     offset: int = 0
-    # The parts of a CRI line split by the runtime (tag P), until its last part (F).
-    partial: str = ""
 
 
 @dataclass
@@ -83,29 +84,25 @@ def parse_report(text: str) -> str | None:
     return None
 
 
-def parse_log_line(line: str, partial: str = "") -> tuple[datetime | None, str | None, str]:
-    """One line of a container log file: (time, the workload's text when complete, what
-    is still partial). `partial` is what earlier P-tagged parts left."""
+def parse_log_line(line: str) -> tuple[datetime | None, str | None]:
+    """One line of a container log file: (the time the runtime stamped on it, the
+    workload's text), or (None, None) for what is not a full line of output."""
     line = line.rstrip("\n")
     if line.startswith("{"):
         try:
             entry = json.loads(line)
         except ValueError:
-            return None, None, ""
-        if not isinstance(entry, dict):
-            return None, None, ""
-        text = str(entry.get("log", ""))
-        if not text.endswith("\n"):
-            return None, None, partial + text
-        return _time(str(entry.get("time", ""))), partial + text.rstrip("\n"), ""
+            return None, None
+        text = entry.get("log") if isinstance(entry, dict) else None
+        if not isinstance(text, str) or not text.endswith("\n"):
+            return None, None
+        return _time(str(entry.get("time", ""))), text.rstrip("\n")
     stamp, _, rest = line.partition(" ")
     _, _, rest = rest.partition(" ")
     tag, _, text = rest.partition(" ")
-    if tag == "P":
-        return None, None, partial + text
     if tag != "F":
-        return None, None, ""
-    return _time(stamp), partial + text, ""
+        return None, None
+    return _time(stamp), text
 
 
 class LogCheckpoints:
@@ -184,14 +181,17 @@ class LogCheckpoints:
                 known.offset += len(chunk)
             return
         known.offset += end
-        for raw in chunk[:end].decode("utf-8", errors="replace").splitlines():
-            when, text, known.partial = parse_log_line(raw, known.partial)
+        found = chunk.find(_MARKER, 0, end)
+        while found >= 0:
+            first = chunk.rfind(b"\n", 0, found) + 1
+            last = chunk.find(b"\n", found, end)
+            when, text = parse_log_line(chunk[first:last].decode("utf-8", errors="replace"))
             location = parse_report(text) if text is not None else None
-            if location is None or when is None:
-                continue
-            if state.saved_at is None or when >= state.saved_at:
+            newer = when is not None and (state.saved_at is None or when >= state.saved_at)
+            if location is not None and newer:
                 state.location, state.saved_at = location, when
                 state.uid = path.parent.parent.name.rsplit("_", 1)[-1]
+            found = chunk.find(_MARKER, last, end)
 
 
 def _subdirectories(directory: Path) -> list[Path]:

@@ -76,18 +76,22 @@ def test_the_helpers_line_in_a_cri_log_is_the_pods_checkpoint_at_the_runtimes_ti
     assert latest.saved_at == at("2026-12-08T00:01:00Z")
 
 
-def test_lines_split_by_the_runtime_and_docker_json_logs(tmp_path: Path) -> None:
+def test_full_cri_lines_and_docker_json_logs(tmp_path: Path) -> None:
     line = helper_line("/ckpt/step-7", tmp_path)
     assert parse_report(line) == "/ckpt/step-7"
     assert parse_report('gpupool.io/checkpoint {"nope": 1}') is None
     assert parse_report("step 7: gpupool.io/checkpoint is great") is None
-    when, text, partial = parse_log_line(cri("2026-12-08T00:00:00Z", line[:10], tag="P"))
-    assert (when, text) == (None, None)
-    when, text, partial = parse_log_line(cri("2026-12-08T00:00:00Z", line[10:]), partial)
-    assert text is not None and parse_report(text) == "/ckpt/step-7" and partial == ""
+    assert parse_log_line(cri("2026-12-08T00:00:00Z", line, tag="P")) == (None, None)
+    when, text = parse_log_line(cri("2026-12-08T00:00:00Z", line))
+    assert when == at("2026-12-08T00:00:00Z") and text is not None
+    assert parse_report(text) == "/ckpt/step-7"
     docker = json.dumps({"log": line + "\n", "stream": "stderr", "time": "2026-12-08T00:00:03Z"})
-    when, text, _ = parse_log_line(docker)
+    when, text = parse_log_line(docker)
     assert when == at("2026-12-08T00:00:03Z") and text is not None and parse_report(text)
+    assert parse_log_line(json.dumps({"log": line, "time": "2026-12-08T00:00:03Z"})) == (
+        None,
+        None,
+    )
 
 
 def test_reads_are_bounded_and_resume_where_they_stopped(tmp_path: Path) -> None:
