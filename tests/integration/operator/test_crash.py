@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gpupool.devcluster import FAKE_DURATION
 from gpupool.k8s import GPUJOBS, KubeClient
 
 from .harness import CapacityMonitor, OperatorProcess, PodDeleteTrap, Pool, wait_for
@@ -96,6 +97,43 @@ async def test_sigkill_between_the_http_hook_and_the_pod_deletion(
     status = await pool.wait_phase(vision_ns, "a", "Pending", timeout=30)
     assert status["preemptions"] == 1
     assert status["lastCheckpoint"]["location"].startswith(f"s3://ckpt/{vision_ns}/a/step-")
+
+
+async def test_a_run_that_completes_during_its_reclaim_is_finished_after_a_crash(
+    pool: Pool, operator: OperatorProcess
+) -> None:
+    """vision's job is being reclaimed for nlp (its checkpoint hook hangs) when its
+    worker completes on its own; the operator is SIGKILLed and started again. The job
+    is Succeeded — not preempted: no preemptions, no Preempted condition, no Requeued
+    Event — and nlp gets the GPUs."""
+    await pool.add_nodes(1, 8)
+    _, vision_ns = await pool.add_team("vision", 0, max_gpus=8)
+    _, nlp_ns = await pool.add_team("nlp", 8)
+    operator.start()
+    await pool.submit(vision_ns, "a", hook_timeout=60, pod_annotations={FAKE_DURATION: "15s"})
+    await pool.wait_phase(vision_ns, "a", "Running")
+    pool.checkpoints.delay = 50.0
+    await pool.submit(nlp_ns, "bert")
+
+    async def completed_while_checkpointing() -> bool:
+        if await pool.phase(vision_ns, "a") != "Checkpointing":
+            return False
+        pods = await pool.pods(vision_ns, live=False)
+        return any(p.get("status", {}).get("phase") == "Succeeded" for p in pods)
+
+    await wait_for("a's worker completing mid-reclaim", completed_while_checkpointing, timeout=45)
+    assert pool.checkpoints.calls, "the hook was not running"
+    operator.kill()
+    pool.checkpoints.delay = 0.0
+    operator.start()
+    status = await pool.wait_phase(vision_ns, "a", "Succeeded", timeout=45)
+    assert status["preemptions"] == 0
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert "Preempted" not in conditions
+    assert conditions["Finished"]["reason"] == "Completed"
+    assert conditions["CheckpointRequested"]["status"] == "False"
+    await pool.wait_phase(nlp_ns, "bert", "Running", timeout=45)
+    assert await pool.events(vision_ns, "a", "Requeued") == []
 
 
 async def test_the_operator_recovers_when_the_api_server_restarts(
