@@ -112,7 +112,8 @@ async def test_a_run_that_completes_during_its_reclaim_is_finished_after_a_crash
     operator.start()
     await pool.submit(vision_ns, "a", hook_timeout=60, pod_annotations={FAKE_DURATION: "15s"})
     await pool.wait_phase(vision_ns, "a", "Running")
-    pool.checkpoints.delay = 50.0
+    # Longer than the 15 s the worker still runs, shorter than the hook's 60 s.
+    pool.checkpoints.delay = 30.0
     await pool.submit(nlp_ns, "bert")
 
     async def completed_while_checkpointing() -> bool:
