@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -167,10 +168,10 @@ class PodDeleteTrap:
 
     async def __aenter__(self) -> PodDeleteTrap:
         certificate = self_signed([WEBHOOK_HOST])
-        directory = Path(os.environ.get("TMPDIR", "/tmp")) / self.name
-        cert, key = certificate.write(directory)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
+        with tempfile.TemporaryDirectory() as directory:
+            cert, key = certificate.write(Path(directory))
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(cert, key)
         app = web.Application()
         app.router.add_post("/trap", self._review)
         self._runner = web.AppRunner(app)
