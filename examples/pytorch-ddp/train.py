@@ -11,7 +11,9 @@ On a gpupool worker pod (see gpujob.yaml) this script:
   exits; in `httpPost` mode it also serves the endpoint gpupool POSTs to.
 
 gpupool starts one pod per worker and gives it WORLD_SIZE (pods), RANK (this pod),
-MASTER_ADDR and MASTER_PORT. With several GPUs per pod, this script is its own
+MASTER_ADDR and MASTER_PORT. An elastic job that grows or shrinks is checkpointed and
+started again at its new size (a new incarnation: new WORLD_SIZE, RANK and
+GPUPOOL_RESUME_FROM), so this static rendezvous is right for it too. With several GPUs per pod, this script is its own
 launcher: it starts one process per GPU and forwards SIGTERM to them. (torchrun
 would give its workers only 30 s after a SIGTERM, less than a checkpoint may need.)
 
@@ -51,6 +53,7 @@ from gpupool.workload import (
     restart_count,
     resume_from,
     serve_checkpoint_endpoint,
+    worker,
 )
 
 FEATURES = 64
@@ -123,7 +126,8 @@ def save_checkpoint(
 
 def train(local_rank: int, args: argparse.Namespace) -> None:
     """One process: one GPU (or a CPU share), rank = pod rank × processes + local rank."""
-    pods, pod_rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
+    place = worker()  # raises, naming the variable, if gpupool's environment is wrong
+    pods, pod_rank = place.world_size, place.rank
     rank = pod_rank * args.nproc_per_node + local_rank
     world = pods * args.nproc_per_node
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local_rank))
@@ -162,7 +166,10 @@ def train(local_rank: int, args: argparse.Namespace) -> None:
     # Deferred: the save runs at a step boundary that every rank agrees on. Only one
     # process per pod writes the pod's termination message.
     checkpointer = Checkpointer(
-        save, defer=True, termination_log=None if local_rank == 0 else os.devnull
+        save,
+        defer=True,
+        termination_log=None if local_rank == 0 else os.devnull,
+        log=local_rank == 0,
     ).install()
     endpoint = checkpoint_endpoint()
     if endpoint is not None and local_rank == 0:

@@ -18,8 +18,10 @@ the same:
             checkpointer.report(save(state))   # a node failure resumes from here
 
 gpupool reads the location from the container's termination message (mode `signal`)
-or from the reply of `serve_checkpoint_endpoint` (mode `httpPost`), records it in the
-GPUJob's `status.lastCheckpoint`, and passes it back as `GPUPOOL_RESUME_FROM`.
+or from the reply of `serve_checkpoint_endpoint` (mode `httpPost`) and, while the job
+runs, from the `gpupool.io/checkpoint` line every report prints to stderr (the node
+agent reads the container's log), records it in the GPUJob's `status.lastCheckpoint`,
+and passes it back as `GPUPOOL_RESUME_FROM`.
 
 ## Checkpoint on SIGTERM
 
@@ -31,6 +33,13 @@ the container's termination-message file (the kubelet hands it to gpupool) and e
 The exit status is 143 (128 + SIGTERM) by default, not 0: the worker was
 interrupted, it did not finish, and a pod that exits 0 would read as a completed job
 to anyone who sent the SIGTERM without gpupool (a node drain, say).
+
+Every reported location is also printed to stderr as one line,
+`gpupool.io/checkpoint {"checkpoint": "<location>"}`: gpupool's node agent reads it
+from the container's log (the container runtime stamps it with the time), publishes
+it in its GPUNode, and the operator knows where a running job last saved — for the
+cost of preempting it, and to resume from after a node failure — without the
+workload needing any access to the Kubernetes API.
 
 Two ways to run the save:
 
@@ -61,14 +70,17 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any, NoReturn
 
 __all__ = [
+    "LOG_MARKER",
     "CheckpointEndpoint",
     "Checkpointer",
+    "Worker",
     "checkpoint_endpoint",
     "checkpoint_mode",
     "checkpoint_timeout",
@@ -77,6 +89,7 @@ __all__ = [
     "resume_from",
     "serve_checkpoint_endpoint",
     "termination_log_path",
+    "worker",
 ]
 
 
@@ -118,12 +131,64 @@ def checkpoint_endpoint() -> tuple[int, str] | None:
     return port, os.environ.get("GPUPOOL_CHECKPOINT_PATH") or "/checkpoint"
 
 
+@dataclass(frozen=True)
+class Worker:
+    """This pod's place in its job, as gpupool started it.
+
+    gpupool starts every worker of an incarnation with the same WORLD_SIZE (the pods of
+    that incarnation) and MASTER_ADDR (its rank 0), and a distinct RANK. An elastic job
+    that grows or shrinks is started again, as a new incarnation, at its new size: a
+    static `init_process_group` with these values is always right.
+    """
+
+    rank: int
+    world_size: int
+    master_addr: str
+    master_port: int
+    incarnation: int
+
+
+def worker(environ: Mapping[str, str] | None = None) -> Worker:
+    """This worker's rank, world size and rendezvous (`os.environ` by default).
+
+    ValueError, naming the variable, when they are missing or inconsistent — a
+    worker that would otherwise hang in its first collective.
+    """
+    env = os.environ if environ is None else environ
+
+    def number(name: str, default: str | None = None) -> int:
+        value = env.get(name, default)
+        try:
+            return int(value or "")
+        except ValueError:
+            raise ValueError(f"{name}={value!r}: not an integer") from None
+
+    world_size = number("WORLD_SIZE")
+    rank = number("RANK")
+    if world_size < 1:
+        raise ValueError(f"WORLD_SIZE={world_size}: at least 1 worker")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"RANK={rank} is not one of the {world_size} ranks of WORLD_SIZE")
+    master_addr = env.get("MASTER_ADDR", "")
+    if not master_addr:
+        raise ValueError("MASTER_ADDR is not set")
+    return Worker(
+        rank=rank,
+        world_size=world_size,
+        master_addr=master_addr,
+        master_port=number("MASTER_PORT", "29500"),
+        incarnation=number("GPUPOOL_INCARNATION", "0"),
+    )
+
+
 # --- checkpoint on SIGTERM, report through the termination message ------------------------------
 
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # The kubelet keeps at most 4096 bytes of a container's termination message.
 MAX_MESSAGE_BYTES = 4096
+# The log line's prefix (see the module docstring; gpupool.agent.checkpoints reads it).
+LOG_MARKER = "gpupool.io/checkpoint"
 
 _warned: set[str] = set()
 
@@ -133,11 +198,13 @@ def termination_log_path() -> str:
     return os.environ.get("GPUPOOL_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
 
 
-def report(location: str, path: str | None = None) -> bool:
-    """Record `location` as the latest checkpoint: `{"checkpoint": ...}` in the file.
+def report(location: str, path: str | None = None, *, log: bool = True) -> bool:
+    """Record `location` as the latest checkpoint: `{"checkpoint": ...}` in the file,
+    and (`log`) the `gpupool.io/checkpoint` line on stderr.
 
     The kubelet reads the file when the container ends, however it ends (SIGTERM,
-    a crash, an OOM kill), so the last reported location survives all of them.
+    a crash, an OOM kill), so the last reported location survives all of them; the
+    node agent reads the log line while the container runs.
     Returns False (with one warning on stderr) when the file cannot be written, e.g.
     outside Kubernetes without `GPUPOOL_TERMINATION_LOG`; training goes on.
     """
@@ -148,6 +215,10 @@ def report(location: str, path: str | None = None) -> bool:
         raise ValueError(
             f"checkpoint location too long: the termination message holds {MAX_MESSAGE_BYTES} bytes"
         )
+    if log:
+        # One write of one line: the runtime never interleaves it with other output.
+        sys.stderr.write(f"{LOG_MARKER} {message}\n")
+        sys.stderr.flush()
     target = path or termination_log_path()
     try:
         # Rewritten in place: the kubelet bind-mounts this file, it cannot be renamed
@@ -182,11 +253,14 @@ class Checkpointer:
         defer: bool = False,
         exit_code: int = 128 + signal.SIGTERM,
         termination_log: str | None = None,
+        log: bool = True,
     ) -> None:
         self.save = save
         self.defer = defer
         self.exit_code = exit_code
         self.termination_log = termination_log
+        # Whether reports print the log line (one process per pod is enough).
+        self.log = log
         self.last_location: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -223,7 +297,7 @@ class Checkpointer:
 
     def report(self, location: str) -> bool:
         """Record a checkpoint the script saved itself (e.g. every N steps)."""
-        written = report(location, self.termination_log)
+        written = report(location, self.termination_log, log=self.log)
         self.last_location = location
         return written
 

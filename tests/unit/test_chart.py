@@ -248,6 +248,24 @@ def test_the_agent_runs_its_own_command_with_options_it_has(defaults: list[JSON]
     assert container["args"] and {arg.split("=")[0] for arg in container["args"]} <= options
 
 
+def test_the_agent_reads_pod_logs_read_only_unless_turned_off(
+    helm: str, defaults: list[JSON]
+) -> None:
+    """Running pods' checkpoint reports come from /var/log/pods (gpupool.agent.checkpoints)."""
+    spec = only(defaults, "DaemonSet", "-agent")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert "--pod-logs=/var/log/pods" in container["args"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "pod-logs"]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/var/log/pods", True)
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "pod-logs"]
+    assert volume["hostPath"] == {"path": "/var/log/pods", "type": "Directory"}
+
+    off = only(render(helm, ["agent.podLogsPath="]), "DaemonSet", "-agent")["spec"]["template"]
+    (container,) = off["spec"]["containers"]
+    assert "--pod-logs=" in container["args"]
+    assert all(v["name"] != "pod-logs" for v in off["spec"]["volumes"])
+
+
 # --- the webhook ----------------------------------------------------------------------------
 
 

@@ -163,10 +163,15 @@ def free_port() -> int:
         return port
 
 
-def run_until_sigterm(tmp: Path, seconds: float, **env: str) -> tuple[list[str], str]:
-    """Two single-process "pods"; SIGTERM both after `seconds`; (outputs, location)."""
+def run_until_sigterm(
+    tmp: Path, seconds: float, world: int = 2, **env: str
+) -> tuple[list[str], str]:
+    """`world` single-process "pods"; SIGTERM all after `seconds`; (outputs, location)."""
     port = free_port()
-    pods = [start_pod(rank, tmp, port, "--step-seconds", "0.01", **env) for rank in (0, 1)]
+    pods = [
+        start_pod(rank, tmp, port, "--step-seconds", "0.01", WORLD_SIZE=str(world), **env)
+        for rank in range(world)
+    ]
     try:
         time.sleep(seconds)
         for pod in pods:
@@ -177,9 +182,10 @@ def run_until_sigterm(tmp: Path, seconds: float, **env: str) -> tuple[list[str],
             if pod.poll() is None:
                 pod.kill()
                 pod.wait()
-    assert [pod.returncode for pod in pods] == [143, 143], outputs
+    assert [pod.returncode for pod in pods] == [143] * world, outputs
     locations = {
-        parse_termination_message((tmp / f"termination-log-{rank}").read_text()) for rank in (0, 1)
+        parse_termination_message((tmp / f"termination-log-{rank}").read_text())
+        for rank in range(world)
     }
     assert len(locations) == 1, locations
     location = locations.pop()
@@ -200,6 +206,20 @@ def test_pytorch_ddp_example_checkpoints_on_sigterm_and_resumes(tmp_path: Path) 
     outputs, second = run_until_sigterm(tmp_path, 8, GPUPOOL_RESUME_FROM=first)
     assert f"resuming from {first} at step {stopped_at}" in outputs[0]
     assert int(Path(second).stem.split("-")[1]) > stopped_at
+
+
+@pytest.mark.timeout(300)
+def test_pytorch_ddp_example_resumes_at_a_new_world_size(tmp_path: Path) -> None:
+    """What an elastic resize does to the script: the checkpoint of 2 pods resumed by 1
+    (a shrink), then by 3 (a grow), each rank with the new WORLD_SIZE."""
+    if not torch_available():
+        pytest.skip(f"torch is not installed for {TORCH_PYTHON}")
+    _, first = run_until_sigterm(tmp_path, 8)
+    outputs, second = run_until_sigterm(tmp_path, 8, world=1, GPUPOOL_RESUME_FROM=first)
+    assert "world 1, " in outputs[0] and f"resuming from {first}" in outputs[0]
+    outputs, third = run_until_sigterm(tmp_path, 8, world=3, GPUPOOL_RESUME_FROM=second)
+    assert "world 3, " in outputs[0] and f"resuming from {second}" in outputs[0]
+    assert int(Path(third).stem.split("-")[1]) > int(Path(second).stem.split("-")[1])
 
 
 def wait_listening(port: int, seconds: float, host: str = "127.0.0.1") -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from gpupool.agent.config import GPU_RESOURCE, POD_RESOURCES_SOCKET, AgentConfig
+from gpupool.agent.config import GPU_RESOURCE, POD_LOGS, POD_RESOURCES_SOCKET, AgentConfig
 from gpupool.agent.policy import PublishPolicy
 from gpupool.agent.schedule import Schedule
 
@@ -69,6 +69,9 @@ def agent(
     pod_resources_socket: Path = typer.Option(POD_RESOURCES_SOCKET, help="kubelet socket."),
     resource_name: list[str] = typer.Option([GPU_RESOURCE], help="Extended resource of GPUs."),
     proc_root: Path = typer.Option(Path("/proc"), help="Host /proc (needs hostPID)."),
+    pod_logs: str = typer.Option(
+        str(POD_LOGS), help="Host /var/log/pods: running pods' checkpoint reports ('': off)."
+    ),
     fake_gpus: int | None = typer.Option(
         None, help="Fake GPUs per node (default: the Node's nvidia.com/gpu capacity)."
     ),
@@ -103,6 +106,7 @@ def agent(
         pod_resources_socket=pod_resources_socket,
         resource_names=tuple(resource_name),
         proc_root=proc_root,
+        pod_logs=Path(pod_logs) if pod_logs else None,
         metrics_address=metrics_address,
         metrics_port=metrics_port,
     )

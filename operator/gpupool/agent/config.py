@@ -8,6 +8,7 @@ from pathlib import Path
 from gpupool.agent.policy import Backoff, PublishPolicy
 
 POD_RESOURCES_SOCKET = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+POD_LOGS = Path("/var/log/pods")
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
@@ -28,6 +29,9 @@ class AgentConfig:
     pod_resources_socket: Path = POD_RESOURCES_SOCKET
     resource_names: tuple[str, ...] = (GPU_RESOURCE,)
     proc_root: Path = Path("/proc")
+    pod_logs: Path | None = POD_LOGS
+    """The containers' logs (hostPath /var/log/pods), where running pods' checkpoint
+    reports are read; None: not read."""
     metrics_address: str = "0.0.0.0"
     metrics_port: int = 9400
     """0 turns the Prometheus endpoint off."""

@@ -9,6 +9,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from gpupool.agent.attribution import NodeAttributor, NodePods, PodResourcesClient
+from gpupool.agent.checkpoints import LogCheckpoints
 from gpupool.agent.config import AgentConfig
 from gpupool.agent.loop import AgentLoop
 from gpupool.agent.metrics import MetricsServer
@@ -45,7 +46,8 @@ async def run_agent(
     publisher = Publisher(
         client, node, topology_refresh=config.topology_refresh, backoff=config.api_backoff
     )
-    agent = NodeAgent(node, backend, config=config, publisher=publisher)
+    checkpoints = LogCheckpoints(config.pod_logs) if config.pod_logs is not None else None
+    agent = NodeAgent(node, backend, config=config, publisher=publisher, checkpoints=checkpoints)
     attributor = NodeAttributor(
         PodResourcesClient(config.pod_resources_socket, config.resource_names),
         NodePods(client, node),

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, replace
 
 from gpupool.agent.backend import MIB, Backend, BackendUnavailable, GPUSample
+from gpupool.agent.checkpoints import LogCheckpoints
 from gpupool.agent.config import AgentConfig
 from gpupool.agent.policy import Decision
 from gpupool.agent.publisher import Publisher
@@ -20,6 +21,7 @@ from gpupool.agent.status import (
     Condition,
     GPUDevice,
     GPUNodeStatus,
+    PodCheckpoint,
     PodRef,
     set_condition,
     utcnow,
@@ -67,11 +69,15 @@ class NodeAgent:
         *,
         config: AgentConfig | None = None,
         publisher: Publisher | None = None,
+        checkpoints: LogCheckpoints | None = None,
     ) -> None:
         self.node_name = node_name
         self.backend = backend
         self.config = config or AgentConfig()
         self.publisher = publisher
+        # Where the GPU pods' reported checkpoints are read (their logs); None: nowhere.
+        self.checkpoints = checkpoints
+        self._reported: list[PodCheckpoint] = []
         self.ready = False
         self.message = "starting"
         self._init_failures = 0
@@ -135,6 +141,10 @@ class NodeAgent:
             self.samples_total += 1
             self.message = f"{len(samples)} GPU(s) via {self.backend.name}"
             views = [self._fold(sample, pods, now) for sample in samples]
+        if self.checkpoints is not None:
+            self._reported = self.checkpoints.scan(
+                view.device.pod for view in views if view.device.pod is not None
+            )
         reporting = samples is not None
         self.view = NodeView(
             self.node_name,
@@ -216,6 +226,7 @@ class NodeAgent:
             driver_version=self.backend.driver_version if reporting else "",
             topology=self.publisher.topology if self.publisher else None,
             gpus=gpus,
+            checkpoints=list(self._reported),
             last_update=now,
             conditions=[replace(c) for c in self._conditions],
         )

@@ -4,7 +4,8 @@
 the seconds since the last write in, a decision out. A GPU turning unhealthy or
 the node starting/stopping to report is written at once; other changes wait for
 the publish interval and are written only when they matter to the scheduler
-(utilization moved, memory moved, a pod came or went); a heartbeat keeps
+(utilization moved, memory moved, a pod came or went, a pod reported a
+checkpoint); a heartbeat keeps
 lastUpdate fresh so a stale GPUNode means a dead agent.
 """
 
@@ -61,6 +62,8 @@ class PublishPolicy:
     ) -> str:
         if last.message != new.message or last.topology != new.topology:
             return "node changed"
+        if last.checkpoints != new.checkpoints:
+            return "a pod reported a checkpoint"
         for index, gpu in now.items():
             old = before[index]
             if (old.healthy, old.health_reason, old.uuid) != (

@@ -96,6 +96,28 @@ class GPUDevice:
 
 
 @dataclass(frozen=True)
+class PodCheckpoint:
+    """The latest checkpoint a running pod on the node reported (its log)."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    location: str = ""
+    saved_at: datetime | None = None
+
+    def to_k8s(self) -> JSON:
+        body: JSON = {
+            "namespace": self.namespace,
+            "name": self.name,
+            "uid": self.uid,
+            "location": self.location,
+        }
+        if self.saved_at is not None:
+            body["savedAt"] = _timestamp(self.saved_at)
+        return body
+
+
+@dataclass(frozen=True)
 class NodeTopology:
     """Topology labels of the node (from its Node labels)."""
 
@@ -184,6 +206,7 @@ class GPUNodeStatus:
     driver_version: str = ""
     topology: NodeTopology | None = None
     gpus: list[GPUDevice] = field(default_factory=list)
+    checkpoints: list[PodCheckpoint] = field(default_factory=list)
     last_update: datetime | None = None
     conditions: list[Condition] = field(default_factory=list)
 
@@ -202,6 +225,7 @@ class GPUNodeStatus:
         if self.topology is not None:
             body["topology"] = self.topology.to_k8s()
         body["gpus"] = [gpu.to_k8s() for gpu in self.gpus]
+        body["checkpoints"] = [checkpoint.to_k8s() for checkpoint in self.checkpoints]
         if self.last_update is not None:
             body["lastUpdate"] = _timestamp(self.last_update)
         body["conditions"] = [condition.to_k8s() for condition in self.conditions]

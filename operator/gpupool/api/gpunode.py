@@ -51,6 +51,19 @@ class GPUDevice(K8sStatus):
     pod: PodRef | None = None
 
 
+class PodCheckpoint(K8sStatus):
+    """The latest checkpoint a running pod on the node reported (its log, read by the
+    agent): what a preemption of it would resume from."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    location: str = Field(description="Where the workload saved.")
+    saved_at: datetime | None = Field(
+        default=None, description="When the workload reported it (the container log's time)."
+    )
+
+
 class NodeTopology(K8sStatus):
     """Topology labels of the node (from its Node labels)."""
 
@@ -83,6 +96,14 @@ class GPUNodeStatus(K8sStatus):
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["index"],
+        },
+    )
+    checkpoints: list[PodCheckpoint] = Field(
+        default_factory=list,
+        description="Per running GPU pod, the latest checkpoint it reported.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["namespace", "name"],
         },
     )
     last_update: datetime | None = None

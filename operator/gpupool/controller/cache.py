@@ -62,7 +62,8 @@ class SchedulingCache:
     # --- assumed admissions -------------------------------------------------------------
 
     def assume(self, job: JobKey, incarnation: int, workers: Iterable[AssumedWorker]) -> None:
-        """Record workers being created (an admission, or an elastic grow)."""
+        """Record workers being created (an admission, or an elastic job's next
+        incarnation at its new size)."""
         new = tuple(workers)
         current = self._assumed.get(job)
         if current is not None and current.incarnation == incarnation:
@@ -118,12 +119,6 @@ class SchedulingCache:
         current = self._expected.get(job)
         known = current[1] if current is not None and current[0] == incarnation else frozenset()
         self._expected[job] = (incarnation, known | frozenset(indices))
-
-    def release(self, job: JobKey, indices: Iterable[int]) -> None:
-        """Workers gpupool removes itself (elastic shrink) are no longer expected."""
-        current = self._expected.get(job)
-        if current is not None:
-            self._expected[job] = (current[0], current[1] - frozenset(indices))
 
     def expected(self, job: JobKey) -> tuple[int, frozenset[int]] | None:
         return self._expected.get(job)

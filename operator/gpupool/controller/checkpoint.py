@@ -18,9 +18,11 @@ worker pods deleted (or being deleted): the hook has its time, no more. Modes:
   list instead (the operator's own pod index still sees a message a list misses).
 - `httpPost`: POST `http://<podIP>:<port><path>` to every worker at once, each with
   what is left of the timeout; the JSON reply `{"checkpoint": "<location>"}` of
-  worker 0, or else of the first worker that answered, is the location. Then the pods
-  are deleted: with a 5 s grace period when a location came back (the state is
-  saved; the short grace only lets the process exit cleanly), else 30 s (a last
+  worker 0, or else of the first worker that answered, is the location. The caller's
+  `persist` runs with it before any pod is deleted (an operator killed in between still
+  knows where the job saved). Then the pods are deleted: with a 5 s grace period
+  when a location came back (the state is saved; the short grace only lets the
+  process exit cleanly), else 30 s (a last
   chance for a SIGTERM handler to save). Never 0: a grace-0 delete removes the pod
   object before the kubelet has stopped the containers, and gpupool could bind a new
   worker to GPUs that are still in use.
@@ -128,12 +130,16 @@ async def request_checkpoint(
     now: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     address: str | None = None,
+    persist: Callable[[str], Awaitable[object]] | None = None,
 ) -> CheckpointOutcome:
     """Run the job's checkpoint hook on its worker `pods`, then have them deleted.
 
     `now` is a monotonic clock in seconds; `sleep` paces the signal mode's wait. Both
     are injected so tests run the whole protocol on a fake clock. `address` (host:port,
     test setups only) replaces every pod's IP and port for the httpPost hook.
+    `persist` records a location the hook returned before the pods are deleted
+    (httpPost; in signal mode the location only exists once the pods are being
+    deleted).
     """
     started = now()
     if not pods:
@@ -152,7 +158,9 @@ async def request_checkpoint(
             ),
         )
     if hook.mode == "httpPost":
-        return await _http_post(client, namespace, job_name, pods, hook, now, started, address)
+        return await _http_post(
+            client, namespace, job_name, pods, hook, now, started, address, persist
+        )
     return await _signal(client, namespace, job_name, pods, hook, now, sleep, started)
 
 
@@ -456,6 +464,7 @@ async def _http_post(
     now: Callable[[], float],
     started: float,
     address: str | None,
+    persist: Callable[[str], Awaitable[object]] | None,
 ) -> CheckpointOutcome:
     settings = hook.http_post
     deadline = started + hook.timeout_seconds
@@ -494,6 +503,8 @@ async def _http_post(
     location = by_pod[chosen].location if chosen else None
     problems = [f"pod {reply.pod}: {reply.error}" for reply in replies if reply.error]
 
+    if location is not None and persist is not None:
+        await persist(location)
     grace = GRACE_AFTER_SAVED_S if location is not None else GRACE_AFTER_FAILED_HOOK_S
     problems.extend(await _delete_all(client, namespace, pods, grace))
     if location is not None:

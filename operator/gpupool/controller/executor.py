@@ -4,14 +4,18 @@ Each job has at most one operation running; a new one for the same job waits for
 previous (an eviction decided while the job's pods are still being created runs once
 they are). Every operation is idempotent and resumable from what is persisted:
 
-- admit / grow: Service (for a job that can have several workers) and pods are created
+- admit (and an elastic job's restart at its new size): Service (for a job that can
+  have several workers) and pods are created
   with fixed names (`<job>-<incarnation>-<i>`), so a retry meets AlreadyExists, not
   duplicates. Refused by the API: the pods created so far are deleted, the assumption
   is forgotten, the job returns to the queue.
-- evict (preemption, reclaim, elastic shrink, node failure): the preemption record is
+- evict (preemption, reclaim, elastic resize, node failure): the preemption record is
   persisted in status *before* the hook runs; a checkpoint location is persisted as soon
   as the hook returns it; the requeue (preemptions + 1, record cleared) is one status
-  patch written once the pods are gone. A restart resumes from the record.
+  patch written once the pods are gone. A restart resumes from the record. An elastic
+  resize checkpoints and deletes every worker, clears the record, then admits the new
+  incarnation the loop assumed (a restarted operator no longer knows its placements:
+  the job waits in the queue for new ones, keeping its place).
 - finish: the outcome is persisted before leftover workers are deleted.
 - retry: the failed pod is marked counted (a label), then the failure is counted.
 """
@@ -27,7 +31,7 @@ from typing import Protocol
 
 from gpupool.api import CheckpointRecord, GPUJobSpec
 from gpupool.controller.cache import AssumedWorker, SchedulingCache
-from gpupool.controller.checkpoint import CheckpointOutcome, request_checkpoint
+from gpupool.controller.checkpoint import CheckpointOutcome, Source, request_checkpoint
 from gpupool.controller.clock import Clock, as_datetime
 from gpupool.controller.ledger import JobLedger, Ledgers
 from gpupool.controller.manifests import (
@@ -45,6 +49,7 @@ from gpupool.controller.podcheck import (
     refused_for_good,
     shape_of,
 )
+from gpupool.controller.preemption import EvictionRecord
 from gpupool.controller.records import (
     LABEL_FAILURE_COUNTED,
     JobKey,
@@ -103,7 +108,9 @@ class Admit:
     previous_incarnation: int | None
     message: str
     previous_admitted_at: datetime | None = None
-    grow: bool = False
+    # An elastic job started again at its new size: the Event to post ("Grown",
+    # "Shrunk") instead of Admitted/Resumed.
+    resized: str = ""
 
 
 class Executor:
@@ -213,10 +220,19 @@ class Executor:
 
         await asyncio.gather(*(one(pod) for pod in pods))
 
-    async def _wait_gone(self, key: JobKey, uids: set[str], seconds: float) -> set[str]:
-        """Wait (reading the pod index) until none of `uids` is left; the ones left."""
+    async def _wait_gone(
+        self,
+        key: JobKey,
+        uids: set[str],
+        seconds: float,
+        watch: Callable[[], object] | None = None,
+    ) -> set[str]:
+        """Wait (reading the pod index) until none of `uids` is left; the ones left.
+        `watch` looks at the pods at every poll."""
         deadline = self._clock.monotonic() + seconds
         while True:
+            if watch is not None:
+                watch()
             left = {pod.uid for pod in self._world.pods(key) if pod.uid in uids}
             if not left or self._clock.monotonic() >= deadline:
                 return left
@@ -237,7 +253,7 @@ class Executor:
         created: list[tuple[str, str]] = []
         started = self._clock.monotonic()
         try:
-            if not decision.grow and needs_service(spec):
+            if not decision.resized and needs_service(spec):
                 await self._create_service(record, spec, team)
             await asyncio.gather(
                 *(
@@ -254,12 +270,15 @@ class Executor:
         # start within it, Running — one write per admission instead of two.
         self._world.kick()
         nodes = ", ".join(sorted({worker.node for worker in decision.workers}))
-        if decision.grow:
+        if decision.resized:
+            source = f"from checkpoint {resume}" if resume else "without a checkpoint"
             self._event(
                 record,
-                "Grown",
-                "Grow",
-                f"added {len(decision.workers)} worker(s) on {nodes}: {decision.message}",
+                decision.resized,
+                "Resize",
+                f"started again as incarnation {decision.incarnation} with "
+                f"{decision.world_size} worker(s) (WORLD_SIZE {decision.world_size}) on "
+                f"{nodes}, {source}: {decision.message}",
             )
         elif resume is not None and decision.incarnation > 0:
             self._event(
@@ -342,10 +361,9 @@ class Executor:
                 except ApiError as cleanup:
                     logger.warning("undoing pod %s: %s", name, cleanup)
         self._cache.forget(key)
-        if not decision.grow:
-            ledger.incarnation = decision.previous_incarnation
-            ledger.admitted_at = decision.previous_admitted_at
-            self._cache.unexpect(key)
+        ledger.incarnation = decision.previous_incarnation
+        ledger.admitted_at = decision.previous_admitted_at
+        self._cache.unexpect(key)
         METRICS.admission_failures.inc()
         spec_key = (record.uid, record.generation)
         refusals = self._refusals.get(spec_key, 0) + 1 if refused_for_good(error) else 0
@@ -443,44 +461,69 @@ class Executor:
             logger.warning("preemption of %s/%s not persisted; retried next cycle", *key)
             if eviction.reason is not PreemptionReason.NODE_FAILURE:
                 ledger.eviction = None
+                if not eviction.whole_job:
+                    # The resize's next incarnation will not start: nothing is assumed.
+                    self._cache.forget(key)
+                    self._cache.unexpect(key)
+                    ledger.incarnation = eviction.incarnation
             return
         ledger.eviction_persisted = True
         related = job_ref_of(eviction.for_job) if eviction.for_job else None
         target = f" for {eviction.for_job} (team {eviction.for_team})" if eviction.for_job else ""
+        if eviction.whole_job:
+            starting = "Preempting"
+        else:
+            grow = eviction.reason is PreemptionReason.ELASTIC_GROW
+            starting = "Growing" if grow else "Shrinking"
         self._event(
             record,
-            "Preempting" if eviction.whole_job else "Shrinking",
+            starting,
             "Preempt",
             f"{eviction.reason.value}{target}: {eviction.message}",
             type_="Warning" if eviction.reason is PreemptionReason.NODE_FAILURE else "Normal",
             related=related,
         )
+        # A run whose worker 0 completed meanwhile finished: it is not preempted.
+        completion = _Completion(self._world, record, eviction.incarnation)
+        # A resize takes every worker too: they all start again at the new size.
         pods = [
-            pod
-            for pod in self._world.pods(key)
-            if pod.job_uid == record.uid
-            and not pod.terminal
-            and (eviction.whole_job or pod.index in (eviction.workers or ()))
+            pod for pod in self._world.pods(key) if pod.job_uid == record.uid and not pod.terminal
         ]
+        if completion.check():
+            await self._finish_completed(record, ledger, completion)
+            return
         # 2. The hook, then the pods are deleted (the protocol deletes them).
         outcome = await self._checkpoint_and_delete(record, ledger, pods, resumed=resumed)
-        # 3. A checkpoint is persisted the moment it is known.
-        if outcome is not None and outcome.location is not None:
-            ledger.last_checkpoint = CheckpointRecord(
-                location=outcome.location,
-                time=as_datetime(self._clock.now()),
-                source=outcome.source,
-            )
+        # 3. A checkpoint is persisted the moment it is known (httpPost: before the
+        # pods were deleted, through the hook's `persist`).
+        if (
+            outcome is not None
+            and outcome.location is not None
+            and self._record_checkpoint(ledger, outcome.location, outcome.source)
+        ):
             await self._persist(key)
         ledger.hook_result = _hook_summary(outcome, eviction.reason)
-        # 4. Wait until the pods are gone: their GPUs are not free before.
+        # 4. Wait until the pods are gone: their GPUs are not free before. Pods that
+        # ended after their deletion began (before a restart of the operator, say) go
+        # too: one that exited 0 on SIGTERM must not read as a completed run after the
+        # requeue.
+        ended = [
+            pod
+            for pod in self._world.pods(key)
+            if pod.job_uid == record.uid and pod.terminal and pod.deleting
+        ]
+        await self._delete(ended, None)
+        pods = pods + ended
         uids = {pod.uid for pod in pods}
-        left = await self._wait_gone(key, uids, _GONE_GRACE_SECONDS)
+        left = await self._wait_gone(key, uids, _GONE_GRACE_SECONDS, completion.check)
         if left:
             await self._delete([pod for pod in pods if pod.uid in left], 0)
-            await self._wait_gone(key, left, 10.0)
+            await self._wait_gone(key, left, 10.0, completion.check)
         self._take_reported_checkpoint(key, record, ledger, uids)
-        # 5. Requeue (or, for a shrink, keep running smaller): one status patch.
+        if completion.check():
+            await self._finish_completed(record, ledger, completion)
+            return
+        # 5. Requeue (or, for a resize, start again at the new size): one status patch.
         await self._finish_eviction(record, ledger)
 
     async def _checkpoint_and_delete(
@@ -513,6 +556,12 @@ class Executor:
         # have queued behind other writes (a reclaim burst), and the hook could not run
         # before it was written.
         started = self._clock.monotonic()
+
+        async def persist(location: str) -> bool:
+            # Before the pods go: an operator killed after the delete still knows it.
+            self._record_checkpoint(ledger, location, "hook")
+            return await self._persist(record.key)
+
         outcome = await request_checkpoint(
             self._client,
             namespace=record.namespace,
@@ -521,10 +570,28 @@ class Executor:
             hook=hook,
             now=self._clock.monotonic,
             address=self._config.checkpoint_address,
+            persist=persist,
         )
         METRICS.hook_seconds.labels(outcome.outcome).observe(self._clock.monotonic() - started)
         METRICS.hooks.labels(outcome.outcome).inc()
         return outcome
+
+    def _record_checkpoint(self, ledger: JobLedger, location: str, source: Source) -> bool:
+        """The hook's location as the last checkpoint; False if it is already recorded."""
+        last = ledger.last_checkpoint
+        eviction = ledger.eviction
+        if (
+            last is not None
+            and last.location == location
+            and eviction is not None
+            and last.time is not None
+            and last.time >= eviction.requested_at
+        ):
+            return False
+        ledger.last_checkpoint = CheckpointRecord(
+            location=location, time=as_datetime(self._clock.now()), source=source
+        )
+        return True
 
     def _take_reported_checkpoint(
         self, key: JobKey, record: JobRecord, ledger: JobLedger, uids: set[str]
@@ -546,44 +613,99 @@ class Executor:
     async def _finish_eviction(self, record: JobRecord, ledger: JobLedger) -> None:
         eviction = ledger.eviction
         assert eviction is not None
+        if not eviction.whole_job:
+            await self._finish_resize(record, ledger, eviction)
+            return
         key = record.key
         checkpoint = ledger.last_checkpoint.location if ledger.last_checkpoint else None
         resume = f"resumes from {checkpoint}" if checkpoint else "no checkpoint to resume from"
-        if eviction.whole_job:
-            gone_to = (
-                f"its GPUs go to {eviction.for_job} (team {eviction.for_team})"
-                if eviction.for_job
-                else "its GPUs were released"
-            )
-            message = f"{eviction.reason.value}: {gone_to}; {ledger.hook_result}; {resume}"
-            ledger.preemptions += 1
-            ledger.requeued = (eviction.reason.value, message)
-            idle = eviction.reason is PreemptionReason.IDLE_RECLAIM
-            ledger.queued_since = as_datetime(self._clock.now()) if idle else None
-            ledger.idle_since = None
-            ledger.started_at = None
-            self._cache.forget(key)
-            self._cache.unexpect(key)
-            reason, action = "Requeued", "Requeue"
-            METRICS.preemptions.labels(eviction.reason.value).inc()
-        else:
-            count = len(eviction.workers or ())
-            message = (
-                f"removed {count} worker(s) for {eviction.for_job or 'the queue'}; "
-                f"{ledger.hook_result}"
-            )
-            reason, action = "Shrunk", "Shrink"
-            METRICS.preemptions.labels(eviction.reason.value).inc()
+        gone_to = (
+            f"its GPUs go to {eviction.for_job} (team {eviction.for_team})"
+            if eviction.for_job
+            else "its GPUs were released"
+        )
+        message = f"{eviction.reason.value}: {gone_to}; {ledger.hook_result}; {resume}"
+        ledger.preemptions += 1
+        ledger.requeued = (eviction.reason.value, message)
+        idle = eviction.reason is PreemptionReason.IDLE_RECLAIM
+        ledger.queued_since = as_datetime(self._clock.now()) if idle else None
+        ledger.idle_since = None
+        ledger.started_at = None
+        self._cache.forget(key)
+        self._cache.unexpect(key)
+        METRICS.preemptions.labels(eviction.reason.value).inc()
         ledger.eviction = None
         ledger.eviction_persisted = False
         if not await self._persist(key):
             logger.warning("requeue of %s/%s not persisted; it is retried", *key)
         self._event(
             record,
-            reason,
-            action,
+            "Requeued",
+            "Requeue",
             message,
             related=job_ref_of(eviction.for_job) if eviction.for_job else None,
+        )
+
+    async def _finish_resize(
+        self, record: JobRecord, ledger: JobLedger, eviction: EvictionRecord
+    ) -> None:
+        """Every worker is checkpointed and gone: clear the record, then start the new
+        incarnation the loop assumed (in that order: a restart must never take the new
+        pods for the ones the record names)."""
+        key = record.key
+        grow = eviction.reason is PreemptionReason.ELASTIC_GROW
+        if not grow:
+            METRICS.preemptions.labels(eviction.reason.value).inc()
+        restart = self._cache.assumption(key)
+        ledger.eviction = None
+        ledger.eviction_persisted = False
+        ledger.started_at = None
+        ledger.idle_since = None
+        if not await self._persist(key):
+            logger.warning("resize of %s/%s not persisted; it is retried", *key)
+        target = f"for {eviction.for_job}" if eviction.for_job else "into idle GPUs"
+        message = f"{eviction.reason.value} {target}; {ledger.hook_result}"
+        if restart is None or restart.incarnation <= eviction.incarnation:
+            # The operator restarted meanwhile and forgot the new placements: the job
+            # waits in the queue (keeping its place) to be admitted again.
+            self._cache.unexpect(key)
+            self._event(record, "Grown" if grow else "Shrunk", "Resize", f"{message}; requeued")
+            return
+        previous_admitted_at = ledger.admitted_at
+        ledger.admitted_at = as_datetime(self._clock.now())
+        await self.admit(
+            Admit(
+                key=key,
+                incarnation=restart.incarnation,
+                workers=restart.workers,
+                world_size=len(restart.workers),
+                previous_incarnation=eviction.incarnation,
+                message=message,
+                previous_admitted_at=previous_admitted_at,
+                resized="Grown" if grow else "Shrunk",
+            )
+        )
+
+    async def _finish_completed(
+        self, record: JobRecord, ledger: JobLedger, completion: _Completion
+    ) -> None:
+        """The evicted run finished on its own: record it as finished, not preempted (no
+        requeue, no `preemptions + 1`, no Preempted condition, no Requeued Event)."""
+        eviction = ledger.eviction
+        assert eviction is not None
+        ledger.eviction = None
+        ledger.eviction_persisted = False
+        if not eviction.whole_job:
+            # A resize's next incarnation is not started: the job is done.
+            self._cache.forget(record.key)
+            self._cache.unexpect(record.key)
+            ledger.incarnation = eviction.incarnation
+        await self.finish(
+            record.key,
+            "Succeeded",
+            "Completed",
+            f"worker 0 (pod {completion.pod}) completed while being checkpointed "
+            f"({eviction.reason.value})",
         )
 
     # --- outcomes -----------------------------------------------------------------------
@@ -694,6 +816,36 @@ class Executor:
 
     async def cleanup(self, pods: Sequence[PodRecord]) -> None:
         await self._delete(pods, None)
+
+
+class _Completion:
+    """Whether worker 0 of the evicted incarnation completed on its own (the success
+    policy: the run is complete), as seen at any of the eviction's looks at the pods —
+    the pod may be gone by the end.
+
+    Only a pod that succeeded before anyone deleted it counts: one that exits 0 after
+    its deletion began was answering the SIGTERM (a workload may save and exit 0), and
+    calling that run finished would silently drop the rest of its training; requeueing
+    a run that did finish only repeats its last steps."""
+
+    def __init__(self, world: World, record: JobRecord, incarnation: int) -> None:
+        self._world = world
+        self._record = record
+        self._incarnation = incarnation
+        self.pod: str | None = None
+
+    def check(self) -> bool:
+        if self.pod is None:
+            for pod in self._world.pods(self._record.key):
+                if (
+                    pod.job_uid == self._record.uid
+                    and pod.incarnation == self._incarnation
+                    and pod.index == 0
+                    and pod.phase == "Succeeded"
+                    and not pod.deleting
+                ):
+                    self.pod = pod.name
+        return self.pod is not None
 
 
 def _hook_summary(outcome: CheckpointOutcome | None, reason: PreemptionReason) -> str:

@@ -35,6 +35,7 @@ from gpupool.controller.idle import next_idle_since
 from gpupool.controller.invalid import InvalidObjects
 from gpupool.controller.ledger import Ledgers
 from gpupool.controller.lifecycle import RunState
+from gpupool.controller.live_checkpoints import newer_checkpoint, reported_checkpoints
 from gpupool.controller.metrics import METRICS
 from gpupool.controller.preemption import EvictionRecord
 from gpupool.controller.records import (
@@ -42,6 +43,7 @@ from gpupool.controller.records import (
     JobRecord,
     NodeRecord,
     PodRecord,
+    ReportedCheckpoint,
     TeamRecord,
 )
 from gpupool.controller.settings import OperatorConfig
@@ -357,7 +359,7 @@ class Scheduler:
         lap = self._lap("observe", lap)
 
         # 3. Record what the observations decided, and dispatch it.
-        self._note_runs(observation, when)
+        self._note_runs(observation, reported_checkpoints(indexed.gpunodes.values()), when)
         self._dispatch_observed(observation, when)
         lap = self._lap("dispatch", lap)
 
@@ -447,13 +449,22 @@ class Scheduler:
 
     # --- step 3: observed outcomes --------------------------------------------------------
 
-    def _note_runs(self, observation: Observation, when: datetime) -> None:
-        """Start times and checkpoints the workers reported on their own."""
+    def _note_runs(
+        self,
+        observation: Observation,
+        reports: Mapping[tuple[str, str], ReportedCheckpoint],
+        when: datetime,
+    ) -> None:
+        """Start times and checkpoints the workers reported on their own: while they
+        run (through their node's agent, `reports`) and in their termination messages."""
         for view in observation.views.values():
             ledger = view.ledger
             running = view.run.state is RunState.RUNNING and view.state is JobState.RUNNING
             if running and ledger.started_at is None:
                 ledger.started_at = when
+            live = newer_checkpoint(view.run.live, reports, ledger.last_checkpoint, when)
+            if live is not None:
+                ledger.last_checkpoint = live
             for pod in view.run.workers.values():
                 if pod.checkpoint and (
                     ledger.last_checkpoint is None
@@ -687,45 +698,43 @@ class Scheduler:
         self._evict(key)
 
     def _resize(self, resize: Resize, when: datetime) -> None:
+        """An elastic job changes size by starting again: every worker is checkpointed
+        and deleted, then a new incarnation runs on the new placements, each worker
+        with the new WORLD_SIZE and RANK and GPUPOOL_RESUME_FROM — what a static DDP
+        script needs (its rendezvous and world size are fixed at start). Until its pods
+        exist, the new placements are assumed in the cache, so no GPU of the job is
+        given away in between."""
         key = job_key(resize.job)
         view = self._views.get(key)
-        if view is None or view.ledger.eviction is not None:
+        if view is None or view.ledger.eviction is not None or key in self.executor.busy():
             return
-        incarnation = view.ledger.incarnation or 0
-        taken = {index for index, _ in view.workers}
-        if resize.kind is ResizeKind.GROW:
-            first = max(taken, default=-1) + 1
-            workers = assumed_workers(resize.workers, first)
-            self.cache.assume(key, incarnation, workers)
-            view.workers = view.workers + tuple(
-                (worker.index, WorkerPlacement(worker.node, worker.gpus)) for worker in workers
-            )
-            decision = Admit(
-                key=key,
-                incarnation=incarnation,
-                workers=workers,
-                world_size=len(view.workers),
-                previous_incarnation=incarnation,
-                message=resize.message,
-                grow=True,
-            )
-            self.executor.submit(key, "grow", functools.partial(self.executor.admit, decision))
-            return
-        indices = shrink_indices(view.workers, resize.workers)
-        if resize.reason is not None:
-            _count_idle_reclaim(view, resize.reason, resize.gpus, when)
+        ledger = view.ledger
+        incarnation = ledger.incarnation or 0
+        grow = resize.kind is ResizeKind.GROW
+        if grow:
+            leaving: tuple[int, ...] = ()
+            placements = [placement for _, placement in view.workers] + list(resize.workers)
+        else:
+            leaving = shrink_indices(view.workers, resize.workers)
+            placements = [placement for index, placement in view.workers if index not in leaving]
+            if resize.reason is not None:
+                _count_idle_reclaim(view, resize.reason, resize.gpus, when)
+        restart = ledger.next_incarnation()
+        self.cache.assume(key, restart, assumed_workers(placements, 0))
+        ledger.incarnation = restart
         hook = view.spec.checkpoint
-        view.ledger.eviction = EvictionRecord.start(
-            resize.reason or PreemptionReason.ELASTIC_SHRINK,
+        ledger.eviction = EvictionRecord.start(
+            PreemptionReason.ELASTIC_GROW
+            if grow
+            else resize.reason or PreemptionReason.ELASTIC_SHRINK,
             now=when,
             timeout_seconds=hook.timeout_seconds if hook is not None else 0,
             incarnation=incarnation,
-            workers=indices,
+            workers=leaving,
             for_job=resize.for_job,
             for_team=resize.for_team,
             message=resize.message,
         )
-        self.cache.release(key, indices)
         self._evict(key)
 
     def _evict(self, key: JobKey) -> None:

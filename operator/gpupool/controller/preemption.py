@@ -22,7 +22,7 @@ from gpupool.planner import PreemptionReason
 CHECKPOINT_REQUESTED = "CheckpointRequested"
 
 _TAIL = re.compile(
-    r"Deadline (?P<deadline>\S+)\. Workers: (?P<workers>all|\d+(?:,\d+)*)\. "
+    r"Deadline (?P<deadline>\S+)\. Workers: (?P<workers>all|none|\d+(?:,\d+)*)\. "
     r"Incarnation (?P<incarnation>\d+)\.$"
 )
 _HEAD = re.compile(r"^For (?P<for_job>\S+) \(team (?P<for_team>[^)]*)\): ")
@@ -40,7 +40,8 @@ class EvictionRecord:
     requested_at: datetime
     deadline: datetime
     incarnation: int
-    # Worker indices an elastic shrink removes; None: the whole job.
+    # Worker indices an elastic resize removes (none for a grow): every worker is
+    # checkpointed and the job starts again at its new size. None: the whole job goes.
     workers: tuple[int, ...] | None = None
     for_job: str | None = None
     for_team: str | None = None
@@ -83,7 +84,9 @@ class EvictionRecord:
 
     def condition_message(self) -> str:
         head = f"For {self.for_job} (team {self.for_team or '-'}): " if self.for_job else ""
-        workers = "all" if self.workers is None else ",".join(str(i) for i in self.workers)
+        workers = (
+            "all" if self.workers is None else ",".join(str(i) for i in self.workers) or "none"
+        )
         summary = " ".join(self.message.split()) or f"{self.reason.value} preemption."
         if not summary.endswith("."):
             summary += "."
@@ -126,7 +129,11 @@ class EvictionRecord:
             requested_at=condition.last_transition_time,
             deadline=deadline,
             incarnation=int(tail["incarnation"]),
-            workers=None if workers == "all" else tuple(int(i) for i in workers.split(",")),
+            workers=None
+            if workers == "all"
+            else ()
+            if workers == "none"
+            else tuple(int(i) for i in workers.split(",")),
             for_job=head["for_job"] if head else None,
             for_team=None if for_team in (None, "-") else for_team,
             message=body,

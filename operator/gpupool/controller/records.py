@@ -438,11 +438,23 @@ class DeviceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportedCheckpoint:
+    """A checkpoint a running pod reported, as its node's agent published it."""
+
+    namespace: str
+    name: str
+    uid: str
+    location: str
+    saved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class GPUNodeRecord:
     node: str
     reporting: bool
     devices: tuple[DeviceRecord, ...]
     last_update: datetime | None
+    checkpoints: tuple[ReportedCheckpoint, ...] = ()
 
     @property
     def unhealthy(self) -> tuple[DeviceRecord, ...]:
@@ -473,4 +485,14 @@ def gpunode_record(body: Mapping[str, Any]) -> GPUNodeRecord:
         reporting=status.reporting,
         devices=devices,
         last_update=status.last_update,
+        checkpoints=tuple(
+            ReportedCheckpoint(
+                namespace=reported.namespace,
+                name=reported.name,
+                uid=reported.uid,
+                location=reported.location,
+                saved_at=reported.saved_at,
+            )
+            for reported in status.checkpoints
+        ),
     )

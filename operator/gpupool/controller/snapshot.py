@@ -333,7 +333,7 @@ def observe(
             continue
 
         if ledger.eviction is not None:
-            _observe_eviction(view, unhealthy)
+            _observe_eviction(view, cache, unhealthy)
             if key not in busy:
                 result.orphaned_evictions.append(key)
             continue
@@ -398,17 +398,29 @@ def _observe_running(
     view.state = JobState.RUNNING
 
 
-def _observe_eviction(view: JobView, unhealthy: Mapping[tuple[str, str], str]) -> None:
+def _observe_eviction(
+    view: JobView, cache: SchedulingCache, unhealthy: Mapping[tuple[str, str], str]
+) -> None:
     record = view.ledger.eviction
     assert record is not None
     workers = tuple((pod.index, _placement(pod, unhealthy)) for pod in view.run.live)
     view.workers = workers
     if record.whole_job:
         view.state = JobState.PREEMPTING
-    else:
-        view.state = JobState.RUNNING
-        leaving = set(record.workers or ())
-        view.releasing = tuple(item for item in workers if item[0] in leaving)
+        return
+    view.state = JobState.RUNNING
+    leaving = set(record.workers or ())
+    view.releasing = tuple(item for item in workers if item[0] in leaving)
+    restart = cache.assumption(view.key)
+    if restart is not None and restart.incarnation > record.incarnation:
+        # A resize: the job holds the GPUs of its next incarnation (assumed) while the
+        # current one is checkpointed and deleted, plus the leaving workers' until
+        # they are gone.
+        after = max((index for index, _ in workers), default=-1) + 1
+        view.workers = view.releasing + tuple(
+            (after + worker.index, WorkerPlacement(worker.node, worker.gpus))
+            for worker in restart.workers
+        )
 
 
 def planner_team(

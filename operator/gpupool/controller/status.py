@@ -76,16 +76,14 @@ def job_phase(view: JobView) -> Phase:
     ledger = view.ledger
     if ledger.outcome is not None:
         return ledger.outcome
-    if ledger.eviction is not None and ledger.eviction.whole_job:
+    if ledger.eviction is not None:
+        # Preempted, or resized: an elastic job is checkpointed whole and starts again.
         return "Checkpointing"
     if view.state is JobState.RUNNING:
-        # Workers an elastic shrink is removing do not make the job any less running.
-        leaving = set(ledger.eviction.workers or ()) if ledger.eviction is not None else set()
-        staying = [pod for pod in view.run.workers.values() if pod.index not in leaving]
-        up = all(pod.phase in ("Running", "Succeeded") and not pod.deleting for pod in staying)
-        live = sum(1 for pod in view.run.live if pod.index not in leaving)
-        wanted = sum(1 for index, _ in view.workers if index not in leaving)
-        return "Running" if up and staying and live == wanted else "Admitted"
+        workers = list(view.run.workers.values())
+        up = all(pod.phase in ("Running", "Succeeded") and not pod.deleting for pod in workers)
+        live = len(view.run.live)
+        return "Running" if up and workers and live == len(view.workers) else "Admitted"
     return "Pending"
 
 

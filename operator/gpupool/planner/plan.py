@@ -24,6 +24,9 @@ class PreemptionReason(StrEnum):
     RECLAIM_BORROWED = "ReclaimBorrowed"
     PRIORITY = "Priority"
     NODE_FAILURE = "NodeFailure"
+    # Not a preemption the planner decides: the operator checkpoints every worker of an
+    # elastic job it grows, and starts the job again at its new size.
+    ELASTIC_GROW = "ElasticGrow"
 
 
 class ResizeKind(StrEnum):

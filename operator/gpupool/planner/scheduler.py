@@ -634,11 +634,26 @@ class _Cycle:
 
     def grow_elastic(self) -> None:
         """After every pending job had its chance, elastic jobs grow one worker at a
-        time, team furthest below entitlement first, up to maxWorkers and maxGPUs."""
+        time, team furthest below entitlement first, up to maxWorkers and maxGPUs.
+
+        A running job grows by starting again at its new size (every worker is
+        checkpointed), so like a preemption it waits for the minimum runtime since it
+        started: GPUs freed one at a time do not restart it once per GPU."""
         if not self.config.elastic_grow_enabled or self.capacity.total_free == 0:
             return
+        settled = self.now - self.config.min_runtime_seconds
+        running = [
+            holding
+            for holding in self.holdings
+            if (
+                holding.job.started_at
+                if holding.job.started_at is not None
+                else holding.job.submitted_at
+            )
+            <= settled
+        ]
         candidates: dict[str, list[Holding]] = {}
-        for holding in [*self.holdings, *self.admitted]:
+        for holding in [*running, *self.admitted]:
             job = holding.job
             if (
                 job.elastic

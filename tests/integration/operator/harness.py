@@ -9,6 +9,7 @@ capacity. Every wait polls with a timeout; every process and object is cleaned u
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import ipaddress
@@ -16,8 +17,10 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +30,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from gpupool.controller.manifests import LABEL_JOB
 from gpupool.k8s import (
     EVENTS,
     GPUJOBS,
@@ -40,6 +44,7 @@ from gpupool.k8s import (
     KubeClient,
     Resource,
 )
+from gpupool.webhook.certs import self_signed
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -47,6 +52,15 @@ T = TypeVar("T")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", True, "Deployment")
 
 POOL_LABEL = "gpupool.io/pool"
+WEBHOOK_CONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "validatingwebhookconfigurations",
+    False,
+    "ValidatingWebhookConfiguration",
+)
+# Where the API server reaches this machine (kind: the network's gateway).
+WEBHOOK_HOST = os.environ.get("GPUPOOL_TEST_WEBHOOK_HOST", "127.0.0.1")
 NOT_READY_ANNOTATION = "gpupool.io/fake-not-ready"
 
 
@@ -126,6 +140,109 @@ class CheckpointServer:
             return web.Response(status=500, text="cannot save")
         location = f"s3://ckpt/{body['namespace']}/{body['job']}/step-{len(self.calls)}"
         return web.json_response({"checkpoint": location})
+
+
+class PodDeleteTrap:
+    """An admission webhook that sees a job's first pod DELETE: the exact moment after
+    which a crash can no longer ask the pods for anything.
+
+    `on_delete` runs once, inside the API server's admission call (before the pod is
+    touched); the DELETE is then refused. The webhook configuration is removed by
+    `close()` (a dead webhook would block later deletions; failurePolicy Ignore too).
+    """
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        job: str,
+        on_delete: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.job = job
+        self.on_delete = on_delete
+        self.name = f"gpupool-delete-trap-{uuid.uuid4().hex[:6]}"
+        self.sprung = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> PodDeleteTrap:
+        certificate = self_signed([WEBHOOK_HOST])
+        with tempfile.TemporaryDirectory() as directory:
+            cert, key = certificate.write(Path(directory))
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_post("/trap", self._review)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("0.0.0.0" if WEBHOOK_HOST != "127.0.0.1" else "127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock, ssl_context=context).start()
+        await self.kube.create(
+            WEBHOOK_CONFIGURATIONS,
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": self.name},
+                "webhooks": [
+                    {
+                        "name": "trap.gpupool.io",
+                        "admissionReviewVersions": ["v1"],
+                        "sideEffects": "None",
+                        "failurePolicy": "Ignore",
+                        "timeoutSeconds": 15,
+                        "rules": [
+                            {
+                                "apiGroups": [""],
+                                "apiVersions": ["v1"],
+                                "operations": ["DELETE"],
+                                "resources": ["pods"],
+                                "scope": "Namespaced",
+                            }
+                        ],
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": self.namespace}
+                        },
+                        "objectSelector": {"matchLabels": {LABEL_JOB: self.job}},
+                        "clientConfig": {
+                            "url": f"https://{WEBHOOK_HOST}:{port}/trap",
+                            "caBundle": base64.b64encode(certificate.cert_pem).decode(),
+                        },
+                    }
+                ],
+            },
+        )
+        return self
+
+    async def _review(self, request: web.Request) -> web.Response:
+        review = await request.json()
+        uid = review["request"]["uid"]
+        if not self.sprung.is_set():
+            self.sprung.set()
+            await self.on_delete()
+        return web.json_response(
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "response": {
+                    "uid": uid,
+                    "allowed": False,
+                    "status": {"message": "held by the test's delete trap"},
+                },
+            }
+        )
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        with contextlib.suppress(ApiError):
+            await self.kube.delete(WEBHOOK_CONFIGURATIONS, self.name)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
 
 @dataclass
@@ -459,8 +576,10 @@ class Pool:
         users: dict[int, str],
         utilization: float,
         unhealthy: dict[int, str] | None = None,
+        checkpoints: list[JSON] | None = None,
     ) -> None:
-        """Write a GPUNode as the node's agent would (GPU index -> "namespace/pod")."""
+        """Write a GPUNode as the node's agent would (GPU index -> "namespace/pod"; the
+        checkpoints running pods reported, as `status.checkpoints` entries)."""
         devices = []
         for index in range(gpus):
             device: JSON = {
@@ -476,7 +595,13 @@ class Pool:
                 namespace, _, pod = users[index].partition("/")
                 device["pod"] = {"namespace": namespace, "name": pod}
             devices.append(device)
-        status = {"gpuCount": gpus, "reporting": True, "backend": "fake", "gpus": devices}
+        status = {
+            "gpuCount": gpus,
+            "reporting": True,
+            "backend": "fake",
+            "gpus": devices,
+            "checkpoints": checkpoints or [],
+        }
         try:
             await self.kube.get(GPUNODES, node)
         except ApiError as error:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from typing import Any
 
 import pytest
 
 from gpupool.devcluster import FAKE_CHECKPOINT
 from gpupool.k8s import GPUJOBS, TEAMQUOTAS, KubeClient
+from gpupool.workload import worker
 
 from .harness import CapacityMonitor, OperatorProcess, Pool, env_of, wait_for
 
@@ -145,32 +147,63 @@ async def test_the_signal_hook_reads_the_checkpoint_from_the_termination_message
     assert pool.checkpoints.calls == []
 
 
-async def test_an_elastic_job_gives_back_its_highest_workers_first(
-    pool: Pool, operator: OperatorProcess
+def rendezvous(pods: list[dict[str, Any]]) -> tuple[int, list[int]]:
+    """(incarnation, ranks) of a job's pods, checked as its workers will use them: one
+    incarnation, WORLD_SIZE = the number of pods, ranks 0..n-1, MASTER_ADDR = rank 0."""
+    places = [worker(env_of(pod)) for pod in pods]
+    assert len({(p.incarnation, p.world_size, p.master_addr) for p in places}) == 1, places
+    assert {p.world_size for p in places} == {len(pods)}
+    ranks = sorted(p.rank for p in places)
+    assert ranks == list(range(len(pods)))
+    (zero,) = [pod for pod, place in zip(pods, places, strict=True) if place.rank == 0]
+    assert places[0].master_addr.split(".")[0] == zero["spec"]["hostname"]
+    return places[0].incarnation, ranks
+
+
+async def test_an_elastic_job_starts_again_at_its_new_size_when_it_grows_and_shrinks(
+    pool: Pool, operator: OperatorProcess, kube: KubeClient
 ) -> None:
-    """An elastic 1–4 × 4-GPU job grows into two idle 8-GPU nodes; when nlp claims 8 GPUs,
-    two workers (the highest indices, checkpointed) go and the job keeps running on two."""
+    """2 nodes × 8 GPUs; nlp holds one node, vision's elastic 1–4 × 4-GPU job starts on
+    the other (2 workers). nlp's job goes: the job grows to 4 — every worker
+    checkpointed, then incarnation 1 with WORLD_SIZE 4 from that checkpoint. nlp claims
+    8 GPUs again: it shrinks to 2 — incarnation 2, WORLD_SIZE 2. Every pod's rank, world
+    size and rank 0 agree at every size; no GPU is double-booked; nothing is preempted."""
     await pool.add_nodes(2, 8)
     _, vision_ns = await pool.add_team("vision", 0)
     _, nlp_ns = await pool.add_team("nlp", 8)
     operator.start()
-    await pool.submit(vision_ns, "elastic", gpus=4, workers=None, minWorkers=1, maxWorkers=4)
+    async with CapacityMonitor(pool, 8):
+        await pool.submit(nlp_ns, "first")
+        await pool.wait_phase(nlp_ns, "first", "Running")
+        await pool.submit(vision_ns, "elastic", gpus=4, workers=None, minWorkers=1, maxWorkers=4)
 
-    async def grown() -> list[dict[str, object]] | None:
-        pods = await pool.job_pods(vision_ns, "elastic")
-        return pods if len(pods) == 4 else None
+        async def at(size: int, incarnation: int) -> list[dict[str, Any]] | None:
+            pods = await pool.job_pods(vision_ns, "elastic")
+            live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+            current = [p for p in live if env_of(p)["GPUPOOL_INCARNATION"] == str(incarnation)]
+            return current if len(current) == size == len(live) else None
 
-    await wait_for("the elastic job at 4 workers", grown, timeout=45)
-    await pool.submit(nlp_ns, "bert")
-    await pool.wait_phase(nlp_ns, "bert", "Running", timeout=45)
+        pods = await wait_for("the elastic job at 2 workers", lambda: at(2, 0), timeout=45)
+        assert rendezvous(pods) == (0, [0, 1])
+        await pool.wait_phase(vision_ns, "elastic", "Running")
 
-    async def shrunk() -> list[str] | None:
-        pods = await pool.job_pods(vision_ns, "elastic")
-        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        return sorted(p["metadata"]["name"] for p in live) if len(live) == 2 else None
+        await kube.delete(GPUJOBS, "first", nlp_ns)
+        pods = await wait_for("the elastic job grown to 4", lambda: at(4, 1), timeout=60)
+        assert rendezvous(pods) == (1, [0, 1, 2, 3])
+        saved = (await pool.status(vision_ns, "elastic"))["lastCheckpoint"]["location"]
+        assert saved.startswith(f"s3://ckpt/{vision_ns}/elastic/step-")
+        assert {env_of(p)["GPUPOOL_RESUME_FROM"] for p in pods} == {saved}
+        await pool.wait_phase(vision_ns, "elastic", "Running")
+        await pool.wait_events(vision_ns, "elastic", "Grown", containing="WORLD_SIZE 4")
 
-    names = await wait_for("the elastic job at 2 workers", shrunk, timeout=30)
-    assert names == ["elastic-0-0", "elastic-0-1"]
-    await pool.wait_phase(vision_ns, "elastic", "Running")
-    assert len(pool.checkpoints.calls) == 2
-    await wait_for("a Shrunk event", lambda: pool.events(vision_ns, "elastic", "Shrunk"))
+        await pool.submit(nlp_ns, "bert")
+        await pool.wait_phase(nlp_ns, "bert", "Running", timeout=60)
+        pods = await wait_for("the elastic job shrunk to 2", lambda: at(2, 2), timeout=60)
+        assert rendezvous(pods) == (2, [0, 1])
+        status = await pool.wait_phase(vision_ns, "elastic", "Running")
+        assert status["lastCheckpoint"]["location"] != saved
+        assert {env_of(p)["GPUPOOL_RESUME_FROM"] for p in pods} == {
+            status["lastCheckpoint"]["location"]
+        }
+        assert (status["preemptions"], status["restarts"]) == (0, 2)
+        await pool.wait_events(vision_ns, "elastic", "Shrunk", containing="WORLD_SIZE 2")

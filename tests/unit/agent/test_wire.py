@@ -11,6 +11,7 @@ missing recording is written and the test fails: review the file, then rerun.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from gpupool.agent.backend import Backend, GPUSample
+from gpupool.agent.checkpoints import LogCheckpoints
 from gpupool.agent.fake import FAKE_UTILIZATION, FakeBackend, FakeConfig
 from gpupool.agent.node import NodeAgent
 from gpupool.agent.nvml import NvmlBackend
@@ -154,6 +156,31 @@ async def fake_pods() -> dict[str, Any]:
     return await published(backend, ticks(5))
 
 
+async def checkpoints_reported() -> dict[str, Any]:
+    """A pod whose log carries the workload helper's checkpoint report."""
+    standin = StandInNVML.with_gpus(1)
+    pod = PodRef(namespace="team-a", name="train-0", container="trainer", uid="uid-train-0")
+    pods = {standin.devices[0].uuid: pod}
+    with tempfile.TemporaryDirectory() as root:
+        log = Path(root, "team-a_train-0_uid-train-0", "trainer", "0.log")
+        log.parent.mkdir(parents=True)
+        log.write_text(
+            '2026-03-04T05:00:00.123456789Z stderr F gpupool.io/checkpoint {"checkpoint": '
+            '"s3://ckpt/train/step-500"}\n'
+        )
+        kube = StubKube({"n1": {}})
+        agent = NodeAgent(
+            "n1",
+            NvmlBackend(standin),
+            publisher=Publisher(kube, "n1"),
+            checkpoints=LogCheckpoints(Path(root)),
+        )
+        ticks(3, pods)(agent)
+        assert await agent.publish(100.0)
+    body: dict[str, Any] = kube.gpunodes["n1"]["status"]
+    return body
+
+
 class NoGPUs:
     """A backend that works but sees no GPU: nothing to list, nothing attributed."""
 
@@ -180,6 +207,7 @@ CASES = {
     "not_reporting": not_reporting,
     "pods_attributed": pods_attributed,
     "fake_pods": fake_pods,
+    "checkpoints_reported": checkpoints_reported,
     "none": none,
 }
 

@@ -58,11 +58,11 @@ def test_a_grow_adds_workers_to_the_same_incarnation() -> None:
     assert c.expected(JOB) == (2, frozenset({0, 1}))
 
 
-def test_expected_workers_follow_shrinks_and_reset_per_incarnation() -> None:
+def test_expected_workers_reset_per_incarnation() -> None:
     c = cache()
     c.expect(JOB, 0, {0, 1, 2, 3})
-    c.release(JOB, {3})
-    assert c.expected(JOB) == (0, frozenset({0, 1, 2}))
+    c.expect(JOB, 0, {4})
+    assert c.expected(JOB) == (0, frozenset({0, 1, 2, 3, 4}))
     c.expect(JOB, 1, {0})
     assert c.expected(JOB) == (1, frozenset({0}))
 

@@ -514,6 +514,53 @@ async def test_http_success_prefers_worker_zero(api: FakePods, workers: Workers)
     assert {deletion.uid for deletion in api.deletions} == {"uid-0", "uid-1"}
 
 
+async def test_http_persists_the_location_before_any_pod_is_deleted(
+    api: FakePods, workers: Workers
+) -> None:
+    """An operator killed between the delete and its status write would forget where the
+    job saved: the caller's `persist` runs first, with the chosen location."""
+    pods = [workers.pod(0, reply(200, {"checkpoint": "s3://b/zero"})), workers.pod(1, hang())]
+    api.add(*pods)
+    persisted: list[tuple[str, int]] = []
+
+    async def persist(location: str) -> None:
+        persisted.append((location, len(api.deletions)))
+
+    outcome = await request_checkpoint(
+        api,
+        namespace=NAMESPACE,
+        job_name=JOB,
+        pods=pods,
+        hook=workers.hook(timeout=1),
+        now=time.monotonic,
+        persist=persist,
+    )
+    assert outcome.location == "s3://b/zero"
+    assert persisted == [("s3://b/zero", 0)]
+    assert len(api.deletions) == 2
+
+
+async def test_http_persists_nothing_when_no_worker_saved(api: FakePods, workers: Workers) -> None:
+    pods = [workers.pod(0, reply(500, "disk full"))]
+    api.add(*pods)
+    persisted: list[str] = []
+
+    async def persist(location: str) -> None:
+        persisted.append(location)
+
+    outcome = await request_checkpoint(
+        api,
+        namespace=NAMESPACE,
+        job_name=JOB,
+        pods=pods,
+        hook=workers.hook(),
+        now=time.monotonic,
+        persist=persist,
+    )
+    assert outcome.outcome == "failed" and persisted == []
+    assert len(api.deletions) == 1
+
+
 async def test_http_first_answer_when_worker_zero_fails(api: FakePods, workers: Workers) -> None:
     pods = [
         workers.pod(0, reply(500, "disk full")),

@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 
-from gpupool.k8s import GPUJOBS, PODS
+from gpupool.controller.clock import as_datetime
+from gpupool.controller.preemption import EvictionRecord
+from gpupool.k8s import EVENTS, GPUJOBS, GPUNODES, PODS
+from gpupool.planner import PreemptionReason
+from gpupool.workload import worker
 
 from .builders import other_pod_body
 from .world import JSON, World, job
@@ -343,3 +347,170 @@ async def test_gpus_held_by_pods_gpupool_did_not_create_are_never_given_out(
     assert world.status("vision/big")["phase"] == "Pending"
     tq = world.kube.objects[("teamquotas", "", "vision")]["status"]
     assert (tq["allocatedGPUs"], tq["unmanagedGPUs"]) == (14, 14)
+
+
+async def killed_mid_reclaim(world: World, rank0: JSON) -> None:
+    """vision/ddp (2 workers) runs; an operator persisted its reclaim and died; rank 0's
+    pod became `rank0`; a new operator starts."""
+    world.kube.put(GPUJOBS, job("vision/ddp", gpus=4, workers=2))
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    assert world.status("vision/ddp")["phase"] == "Running"
+    record = EvictionRecord.start(
+        PreemptionReason.RECLAIM_BORROWED,
+        now=as_datetime(world.clock.now()),
+        timeout_seconds=60,
+        incarnation=0,
+        for_job="nlp/bert",
+        for_team="nlp",
+    )
+    stored = world.kube.objects[("gpujobs", "vision", "ddp")]
+    stored["status"]["phase"] = "Checkpointing"
+    stored["status"]["conditions"].append(record.to_condition().to_k8s())
+    pod = next(p for p in world.pods() if p["metadata"]["name"] == "ddp-0-0")
+    pod["status"] = rank0["status"]
+    pod["metadata"].update(rank0.get("metadata", {}))
+    await world.restart()
+
+
+async def test_a_worker_that_exits_0_on_sigterm_is_preempted_not_finished(world: World) -> None:
+    """Rank 0 exited 0 after its deletion began: it answered the SIGTERM (saved and
+    left); the run did not finish, the job is requeued."""
+    deleted = {"deletionTimestamp": "2026-01-01T12:00:00Z"}
+    await killed_mid_reclaim(world, {"status": {"phase": "Succeeded"}, "metadata": deleted})
+    await world.cycle()
+    await world.cycle()
+    status = world.status("vision/ddp")
+    assert (status["phase"], status["preemptions"]) == ("Pending", 1)
+    assert world.events("Succeeded") == []
+
+
+async def test_a_run_that_completed_during_its_reclaim_is_finished_not_preempted(
+    world: World,
+) -> None:
+    """The operator was killed while reclaiming vision/ddp, and its rank 0 completed
+    meanwhile: the restarted operator records the job as finished — no preemption
+    counted, no Preempted condition, no Requeued Event — and removes the other worker."""
+    await killed_mid_reclaim(world, {"status": {"phase": "Succeeded"}})
+    await world.cycle()
+    await world.cycle()
+    status = world.status("vision/ddp")
+    assert status["phase"] == "Succeeded"
+    assert status["preemptions"] == 0
+    assert world.condition("vision/ddp", "Finished") == ("True", "Completed")
+    assert world.condition("vision/ddp", "CheckpointRequested")[0] == "False"
+    assert "Preempted" not in {c["type"] for c in status["conditions"]}
+    assert world.events("Requeued") == []
+    (note,) = world.events("Succeeded")
+    assert "completed while being checkpointed" in note
+    assert [p["metadata"]["name"] for p in world.pods()] == ["ddp-0-0"]
+
+
+async def test_of_two_borrowers_the_one_that_saved_a_minute_ago_is_taken(world: World) -> None:
+    """vision borrows 8 GPUs with two equal jobs running for 10 minutes; b's node agent
+    published that b saved a minute ago. nlp claims its 8 GPUs: b loses a minute of
+    work, a ten, so b is taken — and b's status says where it saved."""
+    world.kube.put(GPUJOBS, job("vision/a"))
+    world.kube.put(GPUJOBS, job("vision/b"))
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    await world.cycle(seconds=540)
+    (pod,) = world.pods_of("vision/b")
+    saved = as_datetime(world.clock.now())
+    world.kube.put(
+        GPUNODES,
+        {
+            "metadata": {"name": pod["spec"]["nodeName"]},
+            "spec": {"nodeName": pod["spec"]["nodeName"]},
+            "status": {
+                "checkpoints": [
+                    {
+                        "namespace": "vision",
+                        "name": pod["metadata"]["name"],
+                        "uid": pod["metadata"]["uid"],
+                        "location": "s3://ckpt/b/step-900",
+                        "savedAt": saved.isoformat(),
+                    }
+                ]
+            },
+        },
+    )
+    await world.cycle(seconds=60)
+    last = world.status("vision/b")["lastCheckpoint"]
+    assert (last["location"], last["source"]) == ("s3://ckpt/b/step-900", "workload")
+    world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is preempted
+    await world.cycle()
+    assert world.status("vision/b")["phase"] == "Pending"
+    assert world.status("vision/b")["preemptions"] == 1
+    assert world.status("vision/a")["phase"] == "Running"
+
+
+def worlds(pods: list[JSON]) -> tuple[int, list[tuple[int, int]]]:
+    """(incarnation, [(rank, world size)]) of the live pods, which must agree on
+    everything but their rank — what a static DDP rendezvous needs."""
+    places = [worker(env_of(pod)) for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+    assert len({(p.incarnation, p.world_size, p.master_addr) for p in places}) == 1, places
+    ranks = sorted((p.rank, p.world_size) for p in places)
+    assert [rank for rank, _ in ranks] == list(range(len(places)))
+    assert {size for _, size in ranks} == {len(places)}
+    (zero,) = [pod for pod in pods if worker(env_of(pod)).rank == 0]
+    assert places[0].master_addr.startswith(zero["spec"]["hostname"] + ".")
+    return places[0].incarnation, ranks
+
+
+async def test_an_elastic_job_starts_again_at_its_new_size_after_a_shrink_and_a_grow(
+    world: World,
+) -> None:
+    """vision's elastic 1–2 × 8 job takes both nodes; nlp claims 8 GPUs: every worker is
+    checkpointed and the job starts again as incarnation 1 with WORLD_SIZE 1 from its
+    checkpoint; when nlp is done it grows back: incarnation 2, WORLD_SIZE 2, ranks 0, 1.
+    No GPU is handed out twice in between."""
+    world.kube.put(
+        GPUJOBS,
+        job("vision/e", workers=None, minWorkers=1, maxWorkers=2)
+        | {"status": {"lastCheckpoint": {"location": "s3://ckpt/e/1", "source": "hook"}}},
+    )
+    await world.cycle()
+    world.run_pods()
+    await world.cycle()
+    assert worlds(world.pods_of("vision/e")) == (0, [(0, 2), (1, 2)])
+
+    world.kube.put(GPUJOBS, job("nlp/bert"))
+    await world.cycle(0)  # the dry run of its worker pod, before anyone is shrunk
+    await world.cycle()
+    await world.cycle()
+    assert worlds(world.pods_of("vision/e")) == (1, [(0, 1)])
+    (pod,) = world.pods_of("vision/e")
+    assert env_of(pod)["GPUPOOL_RESUME_FROM"] == "s3://ckpt/e/1"
+    assert "Shrunk" in {e["reason"] for e in world.kube.items(EVENTS)}
+    world.run_pods()
+    for _ in range(3):
+        await world.cycle()
+    assert world.status("vision/e")["phase"] == "Running"
+    assert world.status("vision/e")["preemptions"] == 0
+    assert len(world.pods("nlp")) == 1
+    assert sum(gpus(p) for p in world.pods() if p["status"].get("phase") != "Succeeded") <= 16
+
+    (bert,) = world.pods("nlp")
+    bert["status"] = {"phase": "Succeeded"}
+    await world.cycle()
+    await world.cycle()
+    await world.cycle()
+    assert worlds(world.pods_of("vision/e")) == (2, [(0, 2), (1, 2)])
+    (note,) = world.events("Grown")
+    assert "WORLD_SIZE 2" in note and "s3://ckpt/e/1" in note
+    world.run_pods()
+    await world.cycle()
+    assert world.status("vision/e")["phase"] == "Running"
+    assert world.status("vision/e")["restarts"] == 2
+
+
+def gpus(pod: JSON) -> int:
+    return int(pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+
+
+def env_of(pod: JSON) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0]["env"]}

@@ -35,6 +35,10 @@ from .builders import T0
         EvictionRecord.start(
             PreemptionReason.NODE_FAILURE, now=T0, timeout_seconds=0, incarnation=1, message="x"
         ),
+        # A grow: every worker is checkpointed, none leaves.
+        EvictionRecord.start(
+            PreemptionReason.ELASTIC_GROW, now=T0, timeout_seconds=60, incarnation=2, workers=()
+        ),
     ],
 )
 def test_round_trip_through_the_condition(record: EvictionRecord) -> None:

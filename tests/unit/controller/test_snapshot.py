@@ -268,3 +268,32 @@ def test_pods_gpupool_did_not_create_hold_their_gpus_and_are_charged_to_their_te
         {"nlp": 0, "vision": 2},
     )
     assert [job.key for job in snapshot.jobs] == ["vision/resnet"]
+
+
+def test_a_resizing_job_holds_its_next_incarnations_gpus_while_its_pods_go() -> None:
+    """An elastic 2 × 8 job shrinks to 1: both workers are checkpointed and deleted,
+    worker 0's node is assumed for incarnation 1. While the pods are still there the
+    job holds node-1 (assumed) and node-2 (releasing); once they are gone, node-1 is
+    still held, so no other job gets it before the new pod exists."""
+    job = make_job("vision/el").spec(workers=None, minWorkers=1, maxWorkers=2).gpus(8).obj()
+    pods = [
+        make_pod("vision/el", index=index, node=node).gpus(8).running().obj()
+        for index, node in ((0, "node-1"), (1, "node-2"))
+    ]
+    ledgers = Ledgers()
+    ledgers.get(job).eviction = EvictionRecord.start(
+        PreemptionReason.ELASTIC_SHRINK, now=T0, timeout_seconds=60, incarnation=0, workers=(1,)
+    )
+    assumed = cache()
+    assumed.assume(job.key, 1, [AssumedWorker(0, "node-1", 8)])
+    world = indexed(jobs=[job], teams=[VISION], nodes=NODES, pods=pods)
+    _, snapshot = run(world, ledgers, cache=assumed, busy={job.key})
+    (planned,) = snapshot.jobs
+    assert planned.state is JobState.RUNNING
+    assert sorted((w.node, w.gpus) for w in planned.workers) == [("node-1", 8), ("node-2", 8)]
+    assert [(w.node, w.gpus) for w in planned.releasing] == [("node-2", 8)]
+    gone = indexed(jobs=[job], teams=[VISION], nodes=NODES, pods=[])
+    _, snapshot = run(gone, ledgers, cache=assumed, busy={job.key})
+    (planned,) = snapshot.jobs
+    assert [(w.node, w.gpus) for w in planned.workers] == [("node-1", 8)]
+    assert planned.releasing == ()

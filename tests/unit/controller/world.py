@@ -75,6 +75,15 @@ class World:
             if namespace is None or pod["metadata"]["namespace"] == namespace
         ]
 
+    def pods_of(self, key: str) -> list[JSON]:
+        """The pods of GPUJob `namespace/name`."""
+        namespace, _, name = key.partition("/")
+        return [
+            pod
+            for pod in self.pods(namespace)
+            if pod["metadata"]["labels"].get("gpupool.io/job") == name
+        ]
+
     def run_pods(self) -> None:
         """What the kubelet (kwok) does: pods start running."""
         for pod in self.pods():

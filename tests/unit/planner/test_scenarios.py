@@ -673,6 +673,11 @@ ELASTIC_AND_FAILURES = [
         id="elastic jobs grow into free capacity",
     ),
     pytest.param(
+        cluster(3).team("a").running("a/el", min_workers=1, max_workers=4, on="node-1", ran=60),
+        Expect(),
+        id="a job started a minute ago does not grow yet (a grow restarts it)",
+    ),
+    pytest.param(
         cluster(2)
         .team("a")
         .team("b")

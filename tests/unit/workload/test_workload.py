@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from gpupool.controller.checkpoint import request_checkpoint
 from gpupool.controller.termination import parse_termination_message
 from gpupool.workload import (
     Checkpointer,
+    Worker,
     checkpoint_endpoint,
     checkpoint_mode,
     checkpoint_timeout,
@@ -31,6 +33,7 @@ from gpupool.workload import (
     restart_count,
     resume_from,
     serve_checkpoint_endpoint,
+    worker,
 )
 
 SOURCE_ROOT = str(Path(gpupool.__file__).resolve().parents[1])
@@ -327,3 +330,42 @@ async def test_gpupool_http_hook_against_the_helper_endpoint(log: Path) -> None:
         "hook",
     )
     assert pods.deleted == ["job-0-0"]
+
+
+def test_worker_reads_the_place_gpupool_gave_the_pod() -> None:
+    env = {
+        "WORLD_SIZE": "3",
+        "RANK": "2",
+        "MASTER_ADDR": "e-4-0.e.vision.svc",
+        "MASTER_PORT": "29400",
+        "GPUPOOL_INCARNATION": "4",
+    }
+    assert worker(env) == Worker(
+        rank=2, world_size=3, master_addr="e-4-0.e.vision.svc", master_port=29400, incarnation=4
+    )
+    assert worker({"WORLD_SIZE": "1", "RANK": "0", "MASTER_ADDR": "localhost"}).master_port == 29500
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"RANK": "0", "MASTER_ADDR": "m"}, "WORLD_SIZE=None"),
+        ({"WORLD_SIZE": "two", "RANK": "0", "MASTER_ADDR": "m"}, "WORLD_SIZE='two'"),
+        ({"WORLD_SIZE": "0", "RANK": "0", "MASTER_ADDR": "m"}, "at least 1"),
+        ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "m"}, "RANK=2 is not one of the 2"),
+        ({"WORLD_SIZE": "2", "RANK": "-1", "MASTER_ADDR": "m"}, "RANK=-1"),
+        ({"WORLD_SIZE": "2", "RANK": "1"}, "MASTER_ADDR is not set"),
+    ],
+)
+def test_worker_refuses_an_inconsistent_environment(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        worker(env)
+
+
+def test_report_prints_the_line_the_node_agent_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report("s3://b/step-3", str(tmp_path / "log"))
+    assert capsys.readouterr().err == 'gpupool.io/checkpoint {"checkpoint": "s3://b/step-3"}\n'
+    assert report("s3://b/step-4", str(tmp_path / "log"), log=False)
+    assert capsys.readouterr().err == ""
