@@ -11,52 +11,17 @@ once per machine and shared by every local cluster, so concurrent sessions agree
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-
-from gpupool.webhook.certs import ServingCertificate
+from gpupool.webhook.certs import ServingCertificate, self_signed
 
 
 def rsa_self_signed(hosts: Sequence[str], *, days: int = 3650) -> ServingCertificate:
     """A self-signed RSA certificate (its own CA) for every host given; PKCS#1 key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
-    alt_names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            alt_names.append(x509.DNSName(host))
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return ServingCertificate(
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        ),
-    )
+    return self_signed(hosts, days=days, rsa_pkcs1=True)
 
 
 def shared_pair(directory: Path, make: Callable[[], ServingCertificate]) -> ServingCertificate:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -27,12 +28,20 @@ class ServingCertificate:
         return cert, key
 
 
-def self_signed(hosts: list[str], *, days: int = 365) -> ServingCertificate:
+def self_signed(
+    hosts: Sequence[str], *, days: int = 365, rsa_pkcs1: bool = False
+) -> ServingCertificate:
     """A certificate valid for every host (DNS names or IP addresses) given.
 
     It is its own CA: the webhook configuration's caBundle is the certificate itself.
+    The key is EC P-256, or with `rsa_pkcs1` a 2048-bit RSA key written as PKCS#1 (what
+    open-policy-agent's cert-controller, Kubeflow's certificate rotator, parses).
     """
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if rsa_pkcs1
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
     alt_names: list[x509.GeneralName] = []
     for host in hosts:
@@ -57,7 +66,9 @@ def self_signed(hosts: list[str], *, days: int = 365) -> ServingCertificate:
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
         key_pem=key.private_bytes(
             serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
+            serialization.PrivateFormat.TraditionalOpenSSL
+            if rsa_pkcs1
+            else serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
     )
