@@ -19,7 +19,6 @@ later admission of the session.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -39,21 +38,20 @@ from gpupool.devcluster.cluster import KubectlError
 from gpupool.k8s import GPUJOBS, TEAMQUOTAS, ApiError, KubeClient, Resource
 from gpupool.k8s.peering import CLUSTER_PEERINGS
 from gpupool.webhook.certs import self_signed
-from gpupool.webhook.handlers import GPUJOBS_WEBHOOK, TEAMQUOTAS_WEBHOOK
 
-from .operator.harness import CheckpointServer, OperatorProcess, Pool, wait_for
+from .operator.harness import (
+    WEBHOOK_CONFIGURATIONS,
+    CheckpointServer,
+    OperatorProcess,
+    Pool,
+    gpupool_webhooks,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
 CHART = Path(__file__).resolve().parents[2] / "helm" / "gpupool"
-WEBHOOK_CONFIGURATIONS = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "validatingwebhookconfigurations",
-    False,
-    "ValidatingWebhookConfiguration",
-)
 TEST_LABEL = "gpupool.io/webhook-test"
 # Where the API server reaches this machine (tests/e2e/kind/run.sh: the kind network's
 # gateway); the webhook then listens on every interface.
@@ -309,51 +307,6 @@ def free_port() -> int:
         return port
 
 
-def loopback_webhooks(name: str, port: int, ca: bytes, namespaces: list[str]) -> JSON:
-    """The chart's two webhooks, pointed at 127.0.0.1 and scoped to this test's objects."""
-
-    def webhook(handler: str, plural: str, scope: str) -> JSON:
-        entry: JSON = {
-            "name": f"{handler}.gpupool.io",
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 10,
-            "rules": [
-                {
-                    "apiGroups": ["gpupool.io"],
-                    "apiVersions": ["v1alpha1"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": [plural],
-                    "scope": scope,
-                }
-            ],
-            "clientConfig": {
-                "url": f"https://{WEBHOOK_HOST}:{port}/{handler}",
-                "caBundle": base64.b64encode(ca).decode(),
-            },
-        }
-        if scope == "Namespaced":
-            entry["namespaceSelector"] = {
-                "matchExpressions": [
-                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
-                ]
-            }
-        else:
-            entry["objectSelector"] = {"matchLabels": {TEST_LABEL: name}}
-        return entry
-
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            webhook(GPUJOBS_WEBHOOK, "gpujobs", "Namespaced"),
-            webhook(TEAMQUOTAS_WEBHOOK, "teamquotas", "Cluster"),
-        ],
-    }
-
-
 @pytest.fixture
 async def kube(kubeconfig: Path) -> AsyncIterator[KubeClient]:
     async with KubeClient.from_kubeconfig(str(kubeconfig)) as client:
@@ -414,7 +367,14 @@ async def test_the_webhook_refuses_bad_objects_with_its_messages(
         try:
             await kube.create(
                 WEBHOOK_CONFIGURATIONS,
-                loopback_webhooks(vwc_name, port, certificate.cert_pem, [team_namespace, stray]),
+                gpupool_webhooks(
+                    vwc_name,
+                    host=WEBHOOK_HOST,
+                    port=port,
+                    ca=certificate.cert_pem,
+                    namespaces=[team_namespace, stray],
+                    labels={TEST_LABEL: vwc_name},
+                ),
             )
             await _check_refusals(kube, pool, team, team_namespace, stray, vwc_name)
             _check_capacity_warning(cluster, pool, vwc_name)

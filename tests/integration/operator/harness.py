@@ -45,6 +45,7 @@ from gpupool.k8s import (
     Resource,
 )
 from gpupool.webhook.certs import self_signed
+from gpupool.webhook.handlers import GPUJOBS_WEBHOOK, TEAMQUOTAS_WEBHOOK
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -712,3 +713,51 @@ class CapacityMonitor:
     def check(self) -> None:
         over = {node: gpus for node, gpus in self.worst.items() if gpus > self.capacity}
         assert not over, f"GPUs double-booked (capacity {self.capacity}/node): {over}"
+
+
+def gpupool_webhooks(
+    name: str, *, host: str, port: int, ca: bytes, namespaces: list[str], labels: dict[str, str]
+) -> JSON:
+    """The chart's two validating webhooks, pointed at `host:port` and scoped to a test's
+    objects: GPUJobs in `namespaces`, TeamQuotas carrying `labels`."""
+
+    def webhook(handler: str, plural: str, scope: str) -> JSON:
+        entry: JSON = {
+            "name": f"{handler}.gpupool.io",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+            "rules": [
+                {
+                    "apiGroups": ["gpupool.io"],
+                    "apiVersions": ["v1alpha1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": [plural],
+                    "scope": scope,
+                }
+            ],
+            "clientConfig": {
+                "url": f"https://{host}:{port}/{handler}",
+                "caBundle": base64.b64encode(ca).decode(),
+            },
+        }
+        if scope == "Namespaced":
+            entry["namespaceSelector"] = {
+                "matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
+                ]
+            }
+        else:
+            entry["objectSelector"] = {"matchLabels": labels}
+        return entry
+
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            webhook(GPUJOBS_WEBHOOK, "gpujobs", "Namespaced"),
+            webhook(TEAMQUOTAS_WEBHOOK, "teamquotas", "Cluster"),
+        ],
+    }

@@ -16,7 +16,6 @@ fields are refused, naming them). The matrix prints one line per case (`-s` show
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import socket
@@ -37,23 +36,14 @@ from gpupool.k8s import (
     TEAMQUOTAS,
     ApiError,
     KubeClient,
-    Resource,
 )
 from gpupool.webhook.certs import self_signed
-from gpupool.webhook.handlers import GPUJOBS_WEBHOOK, TEAMQUOTAS_WEBHOOK
 
-from .harness import OperatorProcess, Pool, wait_for
+from .harness import WEBHOOK_CONFIGURATIONS, OperatorProcess, Pool, gpupool_webhooks, wait_for
 
 pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
-WEBHOOK_CONFIGURATIONS = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "validatingwebhookconfigurations",
-    False,
-    "ValidatingWebhookConfiguration",
-)
 TEST_LABEL = "gpupool.io/bad-input-test"
 CONTAINERS = [{"name": "train", "image": "train:latest"}]
 
@@ -347,51 +337,6 @@ def free_port() -> int:
         return port
 
 
-def webhook_configuration(
-    name: str, port: int, ca: bytes, namespaces: list[str], label: str
-) -> JSON:
-    def webhook(handler: str, plural: str, scope: str) -> JSON:
-        entry: JSON = {
-            "name": f"{handler}.gpupool.io",
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 10,
-            "rules": [
-                {
-                    "apiGroups": ["gpupool.io"],
-                    "apiVersions": ["v1alpha1"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": [plural],
-                    "scope": scope,
-                }
-            ],
-            "clientConfig": {
-                "url": f"https://127.0.0.1:{port}/{handler}",
-                "caBundle": base64.b64encode(ca).decode(),
-            },
-        }
-        if scope == "Namespaced":
-            entry["namespaceSelector"] = {
-                "matchExpressions": [
-                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
-                ]
-            }
-        else:
-            entry["objectSelector"] = {"matchLabels": {TEST_LABEL: label}}
-        return entry
-
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            webhook(GPUJOBS_WEBHOOK, "gpujobs", "Namespaced"),
-            webhook(TEAMQUOTAS_WEBHOOK, "teamquotas", "Cluster"),
-        ],
-    }
-
-
 def kubectl_create(cluster: Cluster, manifest: JSON) -> tuple[bool, str]:
     """(created, kubectl's error output) — strict field validation, as kubectl does."""
     completed = subprocess.run(
@@ -459,8 +404,13 @@ async def start_operator(
     name = f"gpupool-bad-input-{pool.id}"
     await kube.create(
         WEBHOOK_CONFIGURATIONS,
-        webhook_configuration(
-            name, port, certificate.cert_pem, [ctx.namespace, ctx.stray], ctx.label
+        gpupool_webhooks(
+            name,
+            host="127.0.0.1",
+            port=port,
+            ca=certificate.cert_pem,
+            namespaces=[ctx.namespace, ctx.stray],
+            labels={TEST_LABEL: ctx.label},
         ),
     )
 
